@@ -1,0 +1,5 @@
+"""Allow ``python -m meshrules``."""
+
+from meshrules.cli import main
+
+main()

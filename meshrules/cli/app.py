@@ -1,0 +1,85 @@
+"""The `meshrules` command: one Typer app; each subcommand lives in its own module of `cli/`.
+
+This module owns what every command shares: `--debug`, turning `MeshrulesError` into one readable
+line and an exit code, and never letting a traceback reach a user who did not ask for one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from meshrules.errors import InternalError, MeshrulesError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="meshrules",
+    help="One declarative API over multi-cluster Istio and Linkerd service meshes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for errors."),
+) -> None:
+    """One declarative API over multi-cluster Istio and Linkerd service meshes."""
+    _state["debug"] = debug
+
+
+def debug_enabled() -> bool:
+    """Whether `--debug` was given."""
+    return _state["debug"]
+
+
+def fail(err: MeshrulesError) -> typer.Exit:
+    """Print an error (and each diagnostic it carries) as one line each; return the exit to raise."""
+    for diag in err.diagnostics:
+        print(f"error: {diag}", file=sys.stderr)
+    if not err.diagnostics:
+        print(f"error: {err}", file=sys.stderr)
+    return typer.Exit(err.exit_code)
+
+
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command so user errors become one line and an exit code, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MeshrulesError as err:
+            if debug_enabled():
+                raise
+            raise fail(err) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: say so in one line unless --debug
+            if debug_enabled():
+                raise
+            raise fail(
+                InternalError(
+                    f"meshrules failed: {type(exc).__name__}: {exc}",
+                    code="MR9999",
+                    hint="this is a bug in meshrules; rerun with --debug and report the traceback",
+                )
+            ) from None
+
+    return wrapper
+
+
+def main() -> None:
+    """Entry point of the `meshrules` console script."""
+    from meshrules.cli import commands  # noqa: F401  (registers every subcommand on `app`)
+
+    app()
