@@ -68,13 +68,12 @@ def _structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, A
     for key in ("anyOf", "oneOf"):
         if key in node:
             options = [o for o in node[key] if o.get("type") != "null"]
-            if len(options) == 1:
-                out = _structural(options[0], defs)
-            else:
-                out = _merge([_structural(o, defs) for o in options])
+            merged = (
+                _structural(options[0], defs) if len(options) == 1 else _merge([_structural(o, defs) for o in options])
+            )
             if "description" in node:
-                out["description"] = node["description"]
-            return out
+                merged["description"] = node["description"]
+            return merged
     out: dict[str, Any] = {}
     if "description" in node:
         out["description"] = node["description"]
