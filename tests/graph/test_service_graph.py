@@ -1,0 +1,89 @@
+"""The service graph of the bundled scenario: nodes, edges and what each policy selects."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshrules.kube.scenario import load_scenario
+from meshrules.pipeline import Analysis, analyse
+from meshrules.resources import bundled_scenario
+
+
+@pytest.fixture(scope="module")
+def bookinfo() -> Analysis:
+    return analyse(load_scenario(bundled_scenario("bookinfo-multicluster")))
+
+
+def test_graph_holds_every_discovered_thing(bookinfo: Analysis) -> None:
+    assert bookinfo.graph.summary() == {
+        "cluster": 3,
+        "destination": 8,
+        "gateway": 3,
+        "identity": 8,
+        "mesh": 3,
+        "policy": 12,
+        "workload": 10,
+    }
+
+
+def _selected(a: Analysis, ref: str) -> dict[str, list[str]]:
+    policy = next(p for p in a.scenario.policies if p.ref == ref)
+    sel = a.graph.selection(policy)
+    return {
+        "sources": sorted(sel.sources),
+        "destinations": sorted(sel.destinations),
+        "identities": sorted(sel.identities),
+        "meshes": sorted(sel.meshes),
+    }
+
+
+def test_virtual_mesh_selects_its_member_meshes(bookinfo: Analysis) -> None:
+    assert _selected(bookinfo, "VirtualMesh meshrules-system/bookinfo")["meshes"] == [
+        "istiod-istio-system-cluster-1",
+        "istiod-istio-system-cluster-2",
+    ]
+    assert bookinfo.graph.neighbours("policy", "VirtualMesh meshrules-system/bookinfo", "member") == [
+        "istiod-istio-system-cluster-1",
+        "istiod-istio-system-cluster-2",
+    ]
+
+
+def test_service_refs_without_cluster_match_every_cluster(bookinfo: Analysis) -> None:
+    sel = _selected(bookinfo, "AccessPolicy bookinfo/productpage-reads-backends")
+    assert sel["destinations"] == [
+        "details-bookinfo-cluster-1",
+        "reviews-bookinfo-cluster-1",
+        "reviews-bookinfo-cluster-2",
+    ]
+    assert sel["identities"] == ["spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+
+
+def test_service_account_selector_reaches_workloads_in_every_cluster(bookinfo: Analysis) -> None:
+    sel = _selected(bookinfo, "AccessPolicy bookinfo/reviews-reads-ratings")
+    assert sel["sources"] == [
+        "reviews-v1-bookinfo-cluster-1-deployment",
+        "reviews-v2-bookinfo-cluster-2-deployment",
+        "reviews-v3-bookinfo-cluster-2-deployment",
+    ]
+
+
+def test_source_selector_with_labels_selects_matching_workloads(bookinfo: Analysis) -> None:
+    sel = _selected(bookinfo, "TrafficPolicy bookinfo/reviews-jason-to-v2")
+    assert sel["sources"] == ["productpage-v1-bookinfo-cluster-1-deployment"]
+    assert bookinfo.graph.neighbours("policy", "TrafficPolicy bookinfo/reviews-jason-to-v2", "selects-source") == [
+        "productpage-v1-bookinfo-cluster-1-deployment"
+    ]
+
+
+def test_empty_source_selector_selects_all_without_materialising_edges(bookinfo: Analysis) -> None:
+    assert len(_selected(bookinfo, "TrafficPolicy bookinfo/ratings-timeout")["sources"]) == 10
+    assert bookinfo.graph.neighbours("policy", "TrafficPolicy bookinfo/ratings-timeout", "selects-source") == []
+
+
+def test_workloads_back_their_destinations(bookinfo: Analysis) -> None:
+    assert bookinfo.graph.neighbours("workload", "reviews-v2-bookinfo-cluster-2-deployment", "backs") == [
+        "reviews-bookinfo-cluster-2"
+    ]
+    assert bookinfo.graph.neighbours("workload", "web-emojivoto-cluster-3-deployment", "runs-as") == [
+        "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+    ]
