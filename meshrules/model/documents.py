@@ -128,7 +128,7 @@ def _document(body: dict[str, Any], node: yaml.MappingNode, file: str) -> Docume
 
 def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode) and k.value == key:
+        if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.Node):
             return v
     return None
 

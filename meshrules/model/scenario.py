@@ -198,8 +198,8 @@ def read_policy_documents(docs: Sequence[Document], into: PolicyDocuments | None
         except ValidationError as exc:
             out.diagnostics.extend(validation_diagnostics(exc, doc, model))
             continue
-        namespace = obj.metadata.namespace or MANAGEMENT_NAMESPACE  # type: ignore[attr-defined]
-        ref = object_ref(kind, namespace, obj.metadata.name)  # type: ignore[attr-defined]
+        namespace = obj.metadata.namespace or MANAGEMENT_NAMESPACE
+        ref = object_ref(kind, namespace, obj.metadata.name)
         if ref in out.sources:
             out.diagnostics.append(_duplicate(ref, doc.location, out.sources[ref].location))
             continue
@@ -207,7 +207,7 @@ def read_policy_documents(docs: Sequence[Document], into: PolicyDocuments | None
         if isinstance(obj, ReachabilityTest):
             out.tests.append(obj)
         else:
-            out.policies.append(obj)  # type: ignore[arg-type]
+            out.policies.append(obj)
     return out
 
 
