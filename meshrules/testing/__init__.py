@@ -24,6 +24,7 @@ from meshrules.testing.topology import (
     Topology,
     TopologyParams,
     generate_topology,
+    mesh_name,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ __all__ = [
     "identity_selectors",
     "invalid_policies",
     "label_maps",
+    "mesh_name",
     "requests",
     "topologies",
     "topology_params",
