@@ -44,7 +44,8 @@ class ServiceGraph:
     def __init__(self, discovery: Discovery, policies: Sequence[Policy]) -> None:
         self.discovery = discovery
         self.policies = tuple(policies)
-        self.graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+        # One edge per (from, to): no pair of node types is joined by two relations.
+        self.graph: nx.DiGraph[str] = nx.DiGraph()
         self.workloads: dict[str, Workload] = {w.name: w for w in discovery.workloads}
         self.destinations: dict[str, Destination] = {d.name: d for d in discovery.destinations}
         self.meshes: dict[str, Mesh] = {m.name: m for m in discovery.meshes}
@@ -54,10 +55,10 @@ class ServiceGraph:
         self.destination_index = LabelIndex(
             Indexed(d.name, d.cluster, d.namespace, d.labels, d.service) for d in discovery.destinations
         )
-        # Identities are selected through the workloads that run as them (by service account).
-        self.account_index = LabelIndex(
-            Indexed(w.name, w.cluster, w.namespace, {}, w.service_account) for w in discovery.workloads
-        )
+        # Identities are selected by where their workloads run and by service account; an identity
+        # shared by several clusters (same trust domain) is one id posted under each of them.
+        accounts = {(w.identity, w.cluster, w.namespace, w.service_account) for w in discovery.workloads if w.identity}
+        self.account_index = LabelIndex(Indexed(i, c, ns, {}, sa) for i, c, ns, sa in sorted(accounts))
         self.selections: dict[str, Selection] = {}
         self._build()
 
@@ -88,8 +89,8 @@ class ServiceGraph:
                 out.append(self.destination_index.select(s.clusters, s.namespaces, s.labels))
         return _union(out)
 
-    def select_identity_workloads(self, selectors: Sequence[IdentitySelector]) -> frozenset[str]:
-        """Workload names whose identity an identity selector picks (empty list: every workload)."""
+    def select_identities(self, selectors: Sequence[IdentitySelector]) -> frozenset[str]:
+        """Identities any selector picks (an empty list picks every identity)."""
         if not selectors:
             return self.account_index.all
         out: list[frozenset[str]] = []
@@ -166,17 +167,13 @@ class ServiceGraph:
             # INVARIANT: source edges are not materialised for "all sources" (an empty selector):
             # the rule set reads the selector itself, so the graph stays linear in the fleet.
             if policy.spec.source_selector:
-                for w in sorted(sources):
-                    g.add_edge(pid, node_id("workload", w), rel="selects-source")
+                g.add_edges_from(((pid, node_id("workload", w)) for w in sorted(sources)), rel="selects-source")
         elif isinstance(policy, AccessPolicy):
-            wl = self.select_identity_workloads(policy.spec.source_selector)
-            identities = frozenset(self.workloads[w].identity for w in wl if self.workloads[w].identity)
-            self.selections[policy.ref] = Selection(sources=wl, destinations=dests, identities=identities)
+            identities = self.select_identities(policy.spec.source_selector)
+            self.selections[policy.ref] = Selection(destinations=dests, identities=identities)
             if policy.spec.source_selector:
-                for ident in sorted(identities):
-                    g.add_edge(pid, node_id("identity", ident), rel="allows-identity")
-        for d in sorted(dests):
-            g.add_edge(pid, node_id("destination", d), rel="selects-destination")
+                g.add_edges_from(((pid, node_id("identity", i)) for i in sorted(identities)), rel="allows-identity")
+        g.add_edges_from(((pid, node_id("destination", d)) for d in sorted(dests)), rel="selects-destination")
 
     def _meshes_by_ref(self, name: str, namespace: str | None) -> Iterable[str]:
         # Mesh objects are discovered into the management namespace, so a ref's namespace (usually
