@@ -58,13 +58,18 @@ def test_service_refs_without_cluster_match_every_cluster(bookinfo: Analysis) ->
     assert sel["identities"] == ["spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
 
 
-def test_service_account_selector_reaches_workloads_in_every_cluster(bookinfo: Analysis) -> None:
-    sel = _selected(bookinfo, "AccessPolicy bookinfo/reviews-reads-ratings")
-    assert sel["sources"] == [
-        "reviews-v1-bookinfo-cluster-1-deployment",
-        "reviews-v2-bookinfo-cluster-2-deployment",
-        "reviews-v3-bookinfo-cluster-2-deployment",
-    ]
+def test_identity_selectors_pick_identities_by_where_their_workloads_run(bookinfo: Analysis) -> None:
+    from meshrules.model.common import ClusterObjectRef, IdentitySelector
+
+    graph = bookinfo.graph
+    reviews = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews"
+    by_account = IdentitySelector(service_accounts=[ClusterObjectRef(name="bookinfo-reviews", namespace="bookinfo")])
+    assert graph.select_identities([by_account]) == {reviews}
+    # reviews runs in both clusters; ratings only in cluster-2: cluster-1 has no ratings identity.
+    in_cluster_1 = graph.select_identities([IdentitySelector(clusters=["cluster-1"], namespaces=["bookinfo"])])
+    assert reviews in in_cluster_1
+    assert "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-ratings" not in in_cluster_1
+    assert graph.select_identities([]) == frozenset(w.identity for w in bookinfo.discovery.workloads)
 
 
 def test_source_selector_with_labels_selects_matching_workloads(bookinfo: Analysis) -> None:
