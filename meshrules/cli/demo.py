@@ -6,6 +6,7 @@ from meshrules.cli.app import app, handles_errors
 from meshrules.cli.discover import print_discovery
 from meshrules.cli.output import console
 from meshrules.cli.scenario import load
+from meshrules.cli.trust import print_trust_report, scenario_trust_status
 from meshrules.resources import bundled_scenario
 
 
@@ -25,3 +26,5 @@ def demo() -> None:
         sel = graph.selection(policy)
         picked = sorted(sel.meshes) if sel.meshes else sorted(sel.destinations)
         out.print(f"  {policy.ref}: {', '.join(picked) or '(nothing)'}")
+    out.print("\n[bold]3. Shared trust[/bold]  (meshrules trust status <scenario>)")
+    print_trust_report(scenario_trust_status(analysis))

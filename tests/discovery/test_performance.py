@@ -14,8 +14,8 @@ import pytest
 from discovery_builders import Discover, Kube
 
 CLUSTERS, NAMESPACES, SERVICES, VERSIONS = 50, 10, 10, 2
-# Linear is 5x for 5x the clusters; 12x leaves room for noise and still fails a quadratic scan.
-MAX_RATIO = 12.0
+# Linear is 5x for 5x the clusters, quadratic 25x; 15x leaves room for a loaded machine.
+MAX_RATIO = 15.0
 
 
 def _cluster(index: int) -> list[dict[str, Any]]:
@@ -102,9 +102,12 @@ def test_discovery_time_grows_linearly_with_the_fleet(live: Kube, run: Discover)
         start = time.perf_counter()
         run(**small)
         small_times.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    found = run(**clusters)
-    elapsed = time.perf_counter() - start
+    big_times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        found = run(**clusters)
+        big_times.append(time.perf_counter() - start)
+    elapsed = min(big_times)
     print(f"\ndiscovery of {len(found.workloads)} workloads, {len(found.destinations)} destinations: {elapsed:.2f}s")
     assert len(found.meshes) == CLUSTERS
     assert len(found.workloads) == CLUSTERS * NAMESPACES * SERVICES * VERSIONS == 10_000
