@@ -6,6 +6,13 @@ clusters are reached through the `TrustCluster` Protocol (live implementation in
 in-memory `FakeCluster` here). See docs/trust.md.
 """
 
+from meshrules.discovery.trust_bundle import (
+    ReportedChain,
+    bundle_fingerprints,
+    bundles_overlap,
+    fingerprint_der,
+    trust_each_other,
+)
 from meshrules.trust.agent import (
     discard_pending,
     install_intermediate,
@@ -14,13 +21,6 @@ from meshrules.trust.agent import (
     read_bundle,
     write_bundle,
     written_chain,
-)
-from meshrules.discovery.trust_bundle import (
-    ReportedChain,
-    bundle_fingerprints,
-    bundles_overlap,
-    fingerprint_der,
-    trust_each_other,
 )
 from meshrules.trust.ca import CertificateAuthority, RootSettings
 from meshrules.trust.cluster import TrustCluster

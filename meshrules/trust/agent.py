@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from meshrules.discovery.trust_bundle import ReportedChain, bundle_fingerprints
 from meshrules.errors import TrustError
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.discovery import MeshType
-from meshrules.discovery.trust_bundle import ReportedChain, bundle_fingerprints
 from meshrules.trust.cluster import TrustCluster
 from meshrules.trust.csr import IssuedChain, SigningPolicy, check_csr, create_intermediate_request
 from meshrules.trust.keys import KeyType, load_key, same_public_key

@@ -23,9 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from meshrules.discovery.trust_bundle import bundle_fingerprints
 from meshrules.errors import CsrRefused
 from meshrules.model.discovery import MeshType
-from meshrules.discovery.trust_bundle import bundle_fingerprints
 from meshrules.trust.ca import CLOCK_SKEW, CertificateAuthority
 from meshrules.trust.keys import (
     KeyType,

@@ -12,8 +12,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from meshrules.trust.agent import written_chain
 from meshrules.discovery.trust_bundle import ReportedChain
+from meshrules.trust.agent import written_chain
 from meshrules.trust.mesh import MeshIdentity
 from meshrules.trust.objects import ConfigMapObject, SecretObject
 

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshrules.discovery.trust_bundle import fingerprint_der
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.discovery import MeshType
-from meshrules.discovery.trust_bundle import fingerprint_der
 from meshrules.trust.csr import IssuedChain
 from meshrules.trust.mesh import IssuerScheme, MeshIdentity
 

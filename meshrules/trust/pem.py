@@ -13,8 +13,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from meshrules.errors import TrustError
 from meshrules.discovery.trust_bundle import fingerprint_der
+from meshrules.errors import TrustError
 
 # A chain longer than this is a loop or a mistake, not a PKI (roots, a few corporate layers, ours).
 MAX_CHAIN_LENGTH = 8

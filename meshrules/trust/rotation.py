@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from meshrules.discovery.trust_bundle import bundle_fingerprints
 from meshrules.errors import TrustError
 from meshrules.model.base import ApiModel
 from meshrules.trust.agent import (
@@ -35,7 +36,6 @@ from meshrules.trust.agent import (
     read_bundle,
     write_bundle,
 )
-from meshrules.discovery.trust_bundle import bundle_fingerprints
 from meshrules.trust.ca import CertificateAuthority
 from meshrules.trust.cluster import TrustCluster
 from meshrules.trust.csr import IssuedChain, SigningPolicy, sign_intermediate

@@ -17,12 +17,12 @@ from enum import StrEnum
 
 from cryptography import x509
 
+from meshrules.discovery.trust_bundle import bundles_overlap
 from meshrules.errors import Diagnostic, Severity, TrustError
 from meshrules.model.base import ApiModel
 from meshrules.model.discovery import Mesh, MeshType
 from meshrules.model.policy import VirtualMesh
 from meshrules.model.source import KubeObject
-from meshrules.discovery.trust_bundle import bundles_overlap
 from meshrules.trust.ca import RootSettings
 from meshrules.trust.keys import KeyType, describe_key, load_key, same_public_key
 from meshrules.trust.mesh import MeshIdentity
