@@ -1,1 +1,5 @@
 """meshrules.sim."""
+
+from meshrules.sim.request import Protocol, Request
+
+__all__ = ["Protocol", "Request"]

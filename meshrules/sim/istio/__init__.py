@@ -1,0 +1,41 @@
+"""Istio semantics for the simulator: what an Istio proxy does with a ``meshrules.sim.Request``."""
+
+from meshrules.sim.istio.authz import (
+    ALLOWED,
+    AUTHZ_TARGETREF_NOT_MODELLED,
+    CUSTOM_AUTHZ_NOT_MODELLED,
+    DENIED_DEFAULT,
+    DENIED_EXPLICIT,
+    ROOT_NAMESPACE,
+    AuthzDecision,
+    CompiledAuthz,
+    CompiledPolicy,
+    CompiledRule,
+    ExtAuthzProvider,
+    RuleMiss,
+    TrustDomainBundle,
+    compile_policies,
+    evaluate,
+    ext_authz_providers,
+    normalize_path,
+)
+
+__all__ = [
+    "ALLOWED",
+    "AUTHZ_TARGETREF_NOT_MODELLED",
+    "CUSTOM_AUTHZ_NOT_MODELLED",
+    "DENIED_DEFAULT",
+    "DENIED_EXPLICIT",
+    "ROOT_NAMESPACE",
+    "AuthzDecision",
+    "CompiledAuthz",
+    "CompiledPolicy",
+    "CompiledRule",
+    "ExtAuthzProvider",
+    "RuleMiss",
+    "TrustDomainBundle",
+    "compile_policies",
+    "evaluate",
+    "ext_authz_providers",
+    "normalize_path",
+]
