@@ -1,0 +1,61 @@
+"""Linkerd semantics for the simulator: what a ``linkerd-proxy`` does with a ``meshrules.sim.Request``."""
+
+from meshrules.sim.linkerd.httproute import (
+    CompiledHttpRoute,
+    MatchMiss,
+    RouteMatch,
+    RouteSelection,
+    compile_http_route,
+    select_route,
+)
+from meshrules.sim.linkerd.policy import (
+    DEFAULT_CLUSTER_NETWORKS,
+    DEFAULT_INBOUND_POLICIES,
+    AuthorizationMiss,
+    ClientAuthorization,
+    LinkerdConfig,
+    LinkerdPolicy,
+    PodView,
+    PolicyDecision,
+    compile_policy,
+    pod_view,
+    service_account_identity,
+)
+from meshrules.sim.linkerd.routing import (
+    GATEWAY_IDENTITY,
+    LinkerdBackend,
+    LinkerdCaller,
+    LinkerdRetries,
+    LinkerdRouteDecision,
+    LinkerdRouting,
+    LinkerdTimeouts,
+    compile_routing,
+)
+
+__all__ = [
+    "DEFAULT_CLUSTER_NETWORKS",
+    "DEFAULT_INBOUND_POLICIES",
+    "GATEWAY_IDENTITY",
+    "AuthorizationMiss",
+    "ClientAuthorization",
+    "CompiledHttpRoute",
+    "LinkerdBackend",
+    "LinkerdCaller",
+    "LinkerdConfig",
+    "LinkerdPolicy",
+    "LinkerdRetries",
+    "LinkerdRouteDecision",
+    "LinkerdRouting",
+    "LinkerdTimeouts",
+    "MatchMiss",
+    "PodView",
+    "PolicyDecision",
+    "RouteMatch",
+    "RouteSelection",
+    "compile_http_route",
+    "compile_policy",
+    "compile_routing",
+    "pod_view",
+    "select_route",
+    "service_account_identity",
+]
