@@ -8,6 +8,8 @@ scenario is generated once per size and seed (`benchmarks/generate.py`) and reus
 - load: `load_scenario` (YAML with line marks, strict policy parsing)
 - discover: discovery of every cluster
 - graph: the typed service graph, every policy selector resolved
+- rules: facts from the graph, the default rule set evaluated, the intent read (`bench_rules.py`
+  has the details: naive ratio, incremental re-evaluation)
 
 Nothing here is part of the test suite's pass/fail: the machines are noisy.
 """
@@ -68,6 +70,15 @@ def measure(path: Path) -> dict[str, Any]:
     graph = build_graph(found, scenario.policies)
     timings["graph"] = time.perf_counter() - start
 
+    # --- rules stage (issue 3): facts from the graph, the default rule set, the intent ---------
+    from meshrules.engine.intent import decide
+    from meshrules.pipeline.rules import load_rules
+
+    start = time.perf_counter()
+    decision = decide(graph, load_rules(), scenario)
+    timings["rules"] = time.perf_counter() - start
+    # --- end of the rules stage ------------------------------------------------------------------
+
     timings["total"] = sum(timings.values())
     return {
         "seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -79,6 +90,8 @@ def measure(path: Path) -> dict[str, Any]:
             "graph_nodes": graph.graph.number_of_nodes(),
             "graph_edges": graph.graph.number_of_edges(),
             "diagnostics": len(scenario.diagnostics) + len(found.diagnostics),
+            "base_facts": decision.model.stats.base_facts,  # rules stage
+            "derived_facts": decision.model.stats.derived_facts,  # rules stage
         },
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -168,6 +168,37 @@ class PolicyStatusEntry:
     why: Derivation | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TrustRejection:
+    """Mesh `mesh` rejects callers from member `caller`: it does not accept their `trust_domain`.
+
+    Both meshes share trust in one VirtualMesh, but the receiver's mesh config does not list the
+    caller's trust domain (Istio `trustDomainAliases` / `caCertificates[].trustDomains`); the
+    simulator answers TRUST_DOMAIN_REJECTED, `check` reports the change to make.
+    """
+
+    mesh: str
+    caller: str
+    trust_domain: str
+    why: Derivation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FederationGap:
+    """Destination `destination` is federated into `mesh`, but calls by its federated name fail.
+
+    `code` is the simulator's answer: `NO_DNS` (the calling Istio mesh does not capture DNS, so
+    the `.global` name does not resolve) or `NO_GATEWAY_ADDRESS` (the destination's mesh has no
+    federation gateway with an address).
+    """
+
+    destination: str
+    mesh: str
+    code: str
+    message: str
+    why: Derivation | None = None
+
+
 @dataclass(frozen=True)
 class Intent:
     """Everything the rule set decided for a scenario."""
@@ -182,3 +213,6 @@ class Intent:
     findings: tuple[Diagnostic, ...] = ()
     # policy → selected source workloads (TrafficPolicy) for status `workloads`/`workloadCount`.
     selected_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Added by the rule set (issue 3): why federated calls fail, for `why` and the simulator.
+    trust_rejections: tuple[TrustRejection, ...] = ()
+    gaps: tuple[FederationGap, ...] = ()

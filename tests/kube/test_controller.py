@@ -1,0 +1,177 @@
+"""The controller end to end on emulated clusters: outputs, statuses, discovery, drift, debounce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshrules.kube import resources as R
+from meshrules.kube.registration import list_clusters
+
+from .fleet import fleet, wait_until
+from .translate_stub import stub_translate
+
+
+def test_objects_written_equal_the_translation_of_the_same_clusters(tmp_path: Path) -> None:
+    with fleet(tmp_path) as f:
+        ctl = f.controller()
+        assert wait_until(f.converged, 20), "the controller did not converge"
+        # The same translation from the scenario files: live reading loses nothing translate reads.
+        from meshrules.kube.scenario import load_scenario
+
+        from .conftest import BOOKINFO
+
+        from_files = stub_translate(load_scenario(BOOKINFO))
+        assert from_files.outputs is not None
+        for name in f.remotes:
+            assert f.outputs_match(name, from_files), name
+        # Discovery is published, and every registered cluster reports Ready.
+        meshes = f.mgmt.store.objects(R.MESH)
+        assert sorted(m["metadata"]["name"] for m in meshes) == sorted(m.name for m in from_files.discovery.meshes)  # type: ignore[union-attr]
+        assert wait_until(lambda: all(c.status.get("state") == "Ready" for c in list_clusters(f.management())), 5)
+        assert ctl.metrics.text().count(b"meshrules_objects_applied_total{") >= 2
+
+
+def test_an_unchanged_reconcile_writes_nothing_and_a_policy_edit_is_translated(tmp_path: Path) -> None:
+    with fleet(tmp_path, clusters=("cluster-1", "cluster-2")) as f:
+        ctl = f.controller()
+        assert wait_until(f.converged, 20)
+        assert wait_until(lambda: all(m.worker is not None and m.worker.wait_idle(0) for m in ctl.members.values()), 5)
+        marks = {n: e.mark() for n, e in f.remotes.items()}
+        ctl.changed()
+        assert wait_until(lambda: ctl.reconciles >= 2, 5)
+        for m in ctl.members.values():
+            assert m.worker is not None and m.worker.wait_idle(5)
+        assert all(f.remotes[n].writes(since=marks[n]) == [] for n in f.remotes)
+
+        f.mgmt.store.merge_patch(
+            R.TRAFFIC_POLICY, "bookinfo", "ratings-timeout", {"spec": {"policy": {"requestTimeout": "7s"}}}, "kubectl"
+        )
+        assert wait_until(f.converged, 10)
+        policy = f.mgmt.store.get(R.TRAFFIC_POLICY, "bookinfo", "ratings-timeout")
+        assert policy["status"]["observedGeneration"] == 2 and policy["status"]["timeout"] == "7s"
+
+
+def test_an_edited_output_is_restored_and_a_new_input_is_picked_up(tmp_path: Path) -> None:
+    with fleet(tmp_path, clusters=("cluster-1",)) as f:
+        ctl = f.controller()
+        assert wait_until(f.converged, 20)
+        store = f.remotes["cluster-1"].store
+        (dr,) = [o for o in store.objects(R.ISTIO_DESTINATION_RULE) if o["metadata"]["name"] == "reviews-meshrules"]
+        store.merge_patch(
+            R.ISTIO_DESTINATION_RULE, "bookinfo", "reviews-meshrules", {"spec": {"host": "hijacked"}}, "kubectl"
+        )
+        assert wait_until(f.converged, 10), "drift was not corrected"
+        assert ctl.reconciles >= 1
+        # A new meshed Service appears: a new destination, a new output.
+        f.remotes["cluster-1"].seed(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "reviews-copy", "namespace": "bookinfo"},
+                    "spec": dr and {"selector": {"app": "reviews"}, "ports": [{"port": 9080, "name": "http"}]},
+                }
+            ]
+        )
+        assert wait_until(f.converged, 10)
+        assert store.get(R.ISTIO_DESTINATION_RULE, "bookinfo", "reviews-copy-meshrules") is not None
+
+
+def test_a_burst_of_changes_is_debounced(tmp_path: Path) -> None:
+    with fleet(tmp_path, clusters=("cluster-1",)) as f:
+        ctl = f.controller(debounce=0.3, max_delay=2.0)
+        assert wait_until(f.converged, 20)
+        before = ctl.reconciles
+        store = f.remotes["cluster-1"].store
+        for i in range(30):
+            store.merge_patch(R.SERVICE, "bookinfo", "details", {"metadata": {"labels": {"burst": str(i)}}}, "kubectl")
+        assert wait_until(lambda: ctl.reconciles > before, 5)
+        wait_until(lambda: False, 0.6)
+        assert ctl.reconciles - before <= 2
+
+
+def test_a_deregistered_cluster_is_dropped_and_its_discovery_unpublished(tmp_path: Path) -> None:
+    from meshrules.kube.registration import deregister
+
+    with fleet(tmp_path, clusters=("cluster-1", "cluster-2")) as f:
+        ctl = f.controller()
+        assert wait_until(f.converged, 20)
+        deregister("cluster-2", f.management(), None)
+        assert wait_until(lambda: set(ctl.members) == {"cluster-1"}, 5)
+        assert wait_until(
+            lambda: all(
+                o["metadata"]["labels"]["meshrules.io/cluster"] == "cluster-1"
+                for r in (R.MESH, R.WORKLOAD, R.DESTINATION)
+                for o in f.mgmt.store.objects(r)
+            ),
+            5,
+        )
+
+
+def test_the_pipelines_translation_is_written_through_the_adapter(tmp_path: Path) -> None:
+    from meshrules.kube.translation import Translation, from_pipeline
+    from meshrules.model.intent import Intent
+    from meshrules.model.scenario import Scenario
+    from meshrules.pipeline import analyse
+    from meshrules.pipeline.translate import translate
+
+    def pipeline(scenario: Scenario) -> Translation:
+        analysis = analyse(scenario)
+        return from_pipeline(analysis, translate(analysis, Intent()))
+
+    with fleet(tmp_path, clusters=("cluster-1", "cluster-2")) as f:
+        f.controller(translate=pipeline)
+        assert wait_until(lambda: f.converged(pipeline), 20)
+        status = f.mgmt.store.get(R.ACCESS_POLICY, "bookinfo", "productpage-reads-backends")["status"]
+        assert status["observedGeneration"] == 1 and status["state"] == "ACCEPTED"
+        assert status["workloadCount"] == 1 and "reviews-bookinfo-cluster-2" in status["destinations"]
+
+
+def test_metrics_and_health_endpoints(tmp_path: Path) -> None:
+    import urllib.request
+
+    from meshrules.kube.metrics import HealthServer
+
+    with fleet(tmp_path, clusters=("cluster-1",)) as f:
+        ctl = f.controller()
+        server = HealthServer(ctl.metrics, ctl.alive, ctl.ready).start()
+        try:
+            assert wait_until(f.converged, 20)
+            base = f"http://127.0.0.1:{server.port}"
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+                assert answer.status == 200
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:
+                assert answer.status == 200
+
+            def scraped() -> str:
+                with urllib.request.urlopen(f"{base}/metrics", timeout=2) as answer:
+                    return str(answer.read().decode())
+
+            wanted = [
+                "meshrules_reconcile_duration_seconds_count",
+                'meshrules_objects_applied_total{action="create",cluster="cluster-1"}',
+                'meshrules_cluster_up{cluster="cluster-1"} 1.0',
+                "meshrules_leader 1.0",
+            ]
+            # The health gauges follow a moment after convergence (they are sampled).
+            assert wait_until(lambda: all(w in scraped() for w in wanted), 5), scraped()
+        finally:
+            server.stop()
+
+
+def test_kinds_a_cluster_starts_serving_later_are_watched_after_a_resync(tmp_path: Path) -> None:
+    with fleet(tmp_path, clusters=("cluster-1",), without=(R.LINKERD_SERVER,)) as f:
+        ctl = f.controller(resync=0.3)
+        assert wait_until(f.converged, 20)
+        emu = f.remotes["cluster-1"]
+        emu.store.serve(R.LINKERD_SERVER)  # Linkerd's CRDs are installed
+        server = {
+            "apiVersion": "policy.linkerd.io/v1beta3",
+            "kind": "Server",
+            "metadata": {"name": "web", "namespace": "bookinfo"},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": 8080},
+        }
+        emu.seed([server])
+        member = ctl.members["cluster-1"]
+        assert member.cache is not None
+        assert wait_until(lambda: bool(member.cache and member.cache.objects([R.LINKERD_SERVER])), 5)
