@@ -106,7 +106,7 @@ def test_linkerd_gateway_mode_authorizes_the_gateway_for_remote_callers_and_warn
     decision = decided(tmp_path)
     (rule,) = decision.intent.access
     assert rule.gateway_identities == (GATEWAY_IDENTITY,)
-    assert rule.sources == (IdentityPattern(namespace="emojivoto", service_account="web"),)
+    assert rule.sources == (IdentityPattern("cluster.local", "emojivoto", "web"),)
     (finding,) = decision.findings
     assert finding.code == "MR0623"
     assert "callers in `cluster-4` reach `emoji-svc-emojivoto-cluster-3` through its linkerd-gateway" in finding.message

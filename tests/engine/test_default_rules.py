@@ -75,8 +75,8 @@ def test_the_jason_route_is_more_specific_than_the_canary_for_its_shared_fields(
 
 
 def test_allowed_identities_per_destination(decision: Decision) -> None:
-    productpage = IdentityPattern(namespace="bookinfo", service_account="bookinfo-productpage")
-    reviews = IdentityPattern(namespace="bookinfo", service_account="bookinfo-reviews")
+    productpage = IdentityPattern("cluster.local", "bookinfo", "bookinfo-productpage")
+    reviews = IdentityPattern("cluster.local", "bookinfo", "bookinfo-reviews")
     web = IdentityPattern("cluster.local", "emojivoto", "web", "cluster-3")
     bot = IdentityPattern("cluster.local", "emojivoto", "default", "cluster-3")
     got = {
