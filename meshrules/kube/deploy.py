@@ -17,9 +17,8 @@ import yaml
 
 from meshrules import __version__
 from meshrules.kube import rbac
-from meshrules.kube import resources as R
 from meshrules.model.common import MANAGEMENT_NAMESPACE
-from meshrules.model.crds import all_crds
+from meshrules.model.crds import discovery_crds, policy_crds
 
 IMAGE = f"ghcr.io/meshrules/meshrules:{__version__}"
 CONTROLLER = "meshrules-controller"
@@ -30,48 +29,6 @@ PART_OF = {"app.kubernetes.io/part-of": "meshrules"}
 AGENT_NAMESPACES = ("istio-system", "linkerd")
 
 Object = dict[str, Any]
-
-
-def discovery_crds() -> list[Object]:
-    """CRDs for the discovery kinds the controller writes (schema-less until `meshrules crds` covers them)."""
-    out = []
-    for res in R.DISCOVERED:
-        version: Object = {
-            "name": res.version,
-            "served": True,
-            "storage": True,
-            "schema": {
-                "openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    },
-                }
-            },
-        }
-        if res.status:
-            version["subresources"] = {"status": {}}
-        out.append(
-            {
-                "apiVersion": "apiextensions.k8s.io/v1",
-                "kind": "CustomResourceDefinition",
-                "metadata": {"name": f"{res.plural}.{res.group}", "labels": dict(PART_OF)},
-                "spec": {
-                    "group": res.group,
-                    "names": {
-                        "kind": res.kind,
-                        "listKind": f"{res.kind}List",
-                        "plural": res.plural,
-                        "singular": res.kind.lower(),
-                        "categories": ["meshrules"],
-                    },
-                    "scope": "Namespaced",
-                    "versions": [version],
-                },
-            }
-        )
-    return out
 
 
 def _meta(name: str, namespace: str | None = None, **labels: str) -> Object:
@@ -203,7 +160,7 @@ def manifests(namespace: str = MANAGEMENT_NAMESPACE) -> dict[str, list[Object]]:
     )
     out: dict[str, list[Object]] = {
         "management/namespace.yaml": [ns],
-        "management/crds.yaml": all_crds(),
+        "management/crds.yaml": policy_crds(),
         "management/discovery-crds.yaml": discovery_crds(),
         "management/rbac.yaml": controller_rbac,
         "management/controller.yaml": [controller],

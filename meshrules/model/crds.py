@@ -14,6 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from meshrules.model.discovery import (
+    DISCOVERY_API_VERSION,
+    Destination,
+    DiscoveredObject,
+    KubernetesCluster,
+    Mesh,
+    Workload,
+)
 from meshrules.model.policy import AccessPolicy, TrafficPolicy, VirtualMesh
 from meshrules.model.testing import ReachabilityTest
 
@@ -197,6 +205,63 @@ def crd(model: type[BaseModel], group: str, plural: str, kind: str) -> dict[str,
     }
 
 
+# Discovery kinds (spec §2): what the controller writes; KubernetesCluster also carries a status
+# (reachability, back-off) the controller updates through the status subresource.
+DISCOVERY_GROUPS: list[tuple[type[DiscoveredObject], str, bool]] = [
+    (KubernetesCluster, "kubernetesclusters", True),
+    (Mesh, "meshes", False),
+    (Workload, "workloads", False),
+    (Destination, "destinations", False),
+]
+
+
+def discovery_crd(model: type[DiscoveredObject], plural: str, with_status: bool) -> dict[str, Any]:
+    """The CustomResourceDefinition of one discovery kind (its fields under `spec`)."""
+    group = DISCOVERY_API_VERSION.split("/")[0]
+    spec = _structural(model.spec_json_schema(), model.spec_json_schema().get("$defs", {}))
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+        },
+    }
+    version: dict[str, Any] = {"name": "v1alpha1", "served": True, "storage": True}
+    if with_status:
+        schema["properties"]["status"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        version["subresources"] = {"status": {}}
+    version["schema"] = {"openAPIV3Schema": schema}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}", "labels": {"app.kubernetes.io/part-of": "meshrules"}},
+        "spec": {
+            "group": group,
+            "names": {
+                "kind": model.kind,
+                "listKind": f"{model.kind}List",
+                "plural": plural,
+                "singular": model.kind.lower(),
+                "categories": ["meshrules"],
+            },
+            "scope": "Namespaced",
+            "versions": [version],
+        },
+    }
+
+
+def policy_crds() -> list[dict[str, Any]]:
+    """The CRDs of the kinds users write (networking and testing), in a stable order."""
+    return [crd(*g) for g in GROUPS]
+
+
+def discovery_crds() -> list[dict[str, Any]]:
+    """The CRDs of the discovery kinds meshrules writes, in a stable order."""
+    return [discovery_crd(*g) for g in DISCOVERY_GROUPS]
+
+
 def all_crds() -> list[dict[str, Any]]:
     """Every meshrules CRD, in a stable order."""
-    return [crd(*g) for g in GROUPS]
+    return [*policy_crds(), *discovery_crds()]

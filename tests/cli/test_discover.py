@@ -62,11 +62,20 @@ def test_broken_file_is_reported_while_the_rest_is_discovered(tmp_path: Path) ->
     assert len(list(yaml.safe_load_all(result.stdout))) > 20
 
 
-def test_crds_prints_four_crds() -> None:
+def test_crds_prints_the_policy_and_discovery_crds() -> None:
     result = runner.invoke(app, ["crds"])
     assert result.exit_code == 0
     names = [d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout)]
-    assert "trafficpolicies.networking.meshrules.io" in names
+    assert names == [
+        "virtualmeshes.networking.meshrules.io",
+        "trafficpolicies.networking.meshrules.io",
+        "accesspolicies.networking.meshrules.io",
+        "reachabilitytests.testing.meshrules.io",
+        "kubernetesclusters.discovery.meshrules.io",
+        "meshes.discovery.meshrules.io",
+        "workloads.discovery.meshrules.io",
+        "destinations.discovery.meshrules.io",
+    ]
 
 
 def test_demo_runs_on_the_bundled_scenario() -> None:
