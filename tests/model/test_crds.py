@@ -76,3 +76,25 @@ def test_exactly_one_constraints_are_cel_rules() -> None:
     spec = tp["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     uri = spec["properties"]["httpRequestMatchers"]["items"]["properties"]["uri"]
     assert uri["x-kubernetes-validations"][0]["message"] == "set exactly one of exact, prefix or regex"
+
+
+def test_meshrules_objects_validate_against_their_generated_crds() -> None:
+    """The bundled scenario's policies and discovery objects pass the generated schemas and CEL rules."""
+    from meshrules.emit.schema import CrdRegistry, validate
+    from meshrules.kube.scenario import load_scenario
+    from meshrules.pipeline import analyse
+    from meshrules.resources import bundled_scenario
+
+    registry = CrdRegistry.from_documents(all_crds())
+    analysis = analyse(load_scenario(bundled_scenario("bookinfo-multicluster")))
+    objects = [p.to_wire() for p in analysis.scenario.policies] + analysis.discovery.objects()
+    assert len(objects) > 30
+    for obj in objects:
+        assert validate(obj, registry) == [], (obj["kind"], obj["metadata"]["name"])
+    bad = {
+        "apiVersion": "networking.meshrules.io/v1alpha1",
+        "kind": "TrafficPolicy",
+        "metadata": {"name": "x"},
+        "spec": {"httpRequestMatchers": [{"uri": {"prefix": "/a", "exact": "/b"}}]},
+    }
+    assert [v.category.value for v in validate(bad, registry)] == ["cel"]
