@@ -8,6 +8,8 @@ scenario is generated once per size and seed (`benchmarks/generate.py`) and reus
 - load: `load_scenario` (YAML with line marks, strict policy parsing)
 - discover: discovery of every cluster
 - graph: the typed service graph, every policy selector resolved
+- emit: both emitters and the policy statuses (`translate` without the file writing)
+- write: the YAML files of `translate --out` (into a temporary directory)
 - rules: facts from the graph, the default rule set evaluated, the intent read (`bench_rules.py`
   has the details: naive ratio, incremental re-evaluation)
 
@@ -21,6 +23,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ def ensure_scenario(size: str, seed: int, out: Path) -> Path:
 
 def measure(path: Path) -> dict[str, Any]:
     """Run every stage once on the scenario at ``path``; return seconds per stage and counts."""
+    from meshrules.cli.translate import write_tree
     from meshrules.discovery import discover
     from meshrules.graph import build_graph
     from meshrules.kube.scenario import load_scenario
@@ -70,14 +74,23 @@ def measure(path: Path) -> dict[str, Any]:
     graph = build_graph(found, scenario.policies)
     timings["graph"] = time.perf_counter() - start
 
-    # --- rules stage (issue 3): facts from the graph, the default rule set, the intent ---------
     from meshrules.engine.intent import decide
+    from meshrules.pipeline import Analysis
     from meshrules.pipeline.rules import load_rules
+    from meshrules.pipeline.translate import translate
 
     start = time.perf_counter()
     decision = decide(graph, load_rules(), scenario)
     timings["rules"] = time.perf_counter() - start
-    # --- end of the rules stage ------------------------------------------------------------------
+
+    start = time.perf_counter()
+    translation = translate(Analysis(scenario, found, graph), decision.intent)
+    timings["emit"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        write_tree(Path(out) / "out", translation.objects, translation.patches, [])
+    timings["write"] = time.perf_counter() - start
 
     timings["total"] = sum(timings.values())
     return {
@@ -90,8 +103,9 @@ def measure(path: Path) -> dict[str, Any]:
             "graph_nodes": graph.graph.number_of_nodes(),
             "graph_edges": graph.graph.number_of_edges(),
             "diagnostics": len(scenario.diagnostics) + len(found.diagnostics),
-            "base_facts": decision.model.stats.base_facts,  # rules stage
-            "derived_facts": decision.model.stats.derived_facts,  # rules stage
+            "base_facts": decision.model.stats.base_facts,
+            "derived_facts": decision.model.stats.derived_facts,
+            "emitted_objects": translation.object_count(),
         },
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
