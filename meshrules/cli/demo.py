@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from meshrules.cli.app import app, handles_errors
 from meshrules.cli.discover import print_discovery
-from meshrules.cli.output import console
-from meshrules.cli.scenario import load
+from meshrules.cli.output import console, print_table
+from meshrules.cli.run import run_pipeline
 from meshrules.cli.trust import print_trust_report, scenario_trust_status
 from meshrules.resources import bundled_scenario
 
@@ -17,14 +20,61 @@ def demo() -> None:
     path = bundled_scenario("bookinfo-multicluster")
     out = console()
     out.print(f"[bold]meshrules demo[/bold] — scenario {path}\n")
+    run = run_pipeline(path)
+    analysis, decision, tr = run.analysis, run.decision, run.translation
+
     out.print("[bold]1. Discovery[/bold]  (meshrules discover <scenario>)")
-    analysis, _ = load(path)
     print_discovery(analysis.discovery)
-    graph = analysis.graph
-    out.print("\n[bold]2. Policies and what they select[/bold]")
-    for policy in analysis.scenario.policies:
-        sel = graph.selection(policy)
-        picked = sorted(sel.meshes) if sel.meshes else sorted(sel.destinations)
-        out.print(f"  {policy.ref}: {', '.join(picked) or '(nothing)'}")
-    out.print("\n[bold]3. Shared trust[/bold]  (meshrules trust status <scenario>)")
+
+    out.print("\n[bold]2. Decisions of the rule set[/bold]  (meshrules rules eval <scenario> --query ...)")
+    intent = decision.intent
+    print_table(
+        "Federation",
+        ["DESTINATION", "VISIBLE IN MESH", "AS HOST"],
+        [(e.destination, e.mesh, e.host) for e in sorted(intent.federation, key=lambda e: (e.destination, e.mesh))],
+    )
+    print_table(
+        "Access (AccessPolicy → destination)",
+        ["POLICY", "DESTINATION", "METHODS", "PATHS", "PORTS"],
+        [
+            (
+                a.policy,
+                a.destination,
+                ",".join(a.methods) or "*",
+                ",".join(a.paths) or "*",
+                ",".join(map(str, a.ports)) or "*",
+            )
+            for a in sorted(intent.access, key=lambda a: (a.policy, a.destination))
+        ],
+    )
+
+    out.print("\n[bold]3. Translate[/bold]  (meshrules translate <scenario> --out DIR)")
+    print_table(
+        "Emitted objects",
+        ["CLUSTER", "OBJECTS"],
+        [
+            (cluster, ", ".join(f"{n} {k}" for k, n in sorted(Counter(str(o["kind"]) for o in objs).items())))
+            for cluster, objs in tr.objects.items()
+        ],
+    )
+    print_table(
+        "Policy status",
+        ["POLICY", "STATE", "ERRORS"],
+        [
+            (
+                ref,
+                status.state,
+                "; ".join(f"{dest}: {e.code} {e.message}" for dest, d in status.destinations.items() for e in d.errors)
+                or "-",
+            )
+            for ref, status in tr.statuses.items()
+        ],
+    )
+
+    out.print("\n[bold]4. Shared trust[/bold]  (meshrules trust status <scenario>)")
     print_trust_report(scenario_trust_status(analysis))
+
+
+def _all(values: Iterable[str]) -> str:
+    """Values joined with commas; `*` when there are none (the policy does not restrict them)."""
+    return ",".join(values) or "*"
