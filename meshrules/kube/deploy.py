@@ -17,12 +17,15 @@ import yaml
 
 from meshrules import __version__
 from meshrules.kube import rbac
+from meshrules.kube.registration import SERVICE_ACCOUNT as REMOTE_SERVICE_ACCOUNT
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.crds import discovery_crds, policy_crds
 
 IMAGE = f"ghcr.io/meshrules/meshrules:{__version__}"
 CONTROLLER = "meshrules-controller"
 AGENT = "meshrules-agent"
+CONTROLLER_TRUST = "meshrules-controller-trust"
+REMOTE_EXCHANGE = "meshrules-remote-csr-exchange"
 HEALTH_PORT = 8080
 PART_OF = {"app.kubernetes.io/part-of": "meshrules"}
 # The mesh namespaces the agent writes CA objects in (spec §4 Trust); one Role each.
@@ -119,6 +122,13 @@ def manifests(namespace: str = MANAGEMENT_NAMESPACE) -> dict[str, list[Object]]:
             "rules": rbac.controller_namespace_rules(),
         },
         _binding("RoleBinding", CONTROLLER, namespace, CONTROLLER, namespace),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(CONTROLLER_TRUST, namespace),
+            "rules": rbac.controller_trust_rules(),
+        },
+        _binding("RoleBinding", CONTROLLER_TRUST, namespace, CONTROLLER, namespace),
     ]
     controller = _with_tmp(
         _deployment(
@@ -149,6 +159,17 @@ def manifests(namespace: str = MANAGEMENT_NAMESPACE) -> dict[str, list[Object]]:
             }
         )
         agent_rbac.append(_binding("RoleBinding", AGENT, mesh_ns, AGENT, namespace))
+        # The management side answers CSRs in this namespace through the identity `cluster
+        # register` creates; its ClusterRole cannot write ConfigMaps, this Role lets it write here only.
+        agent_rbac.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": _meta(REMOTE_EXCHANGE, mesh_ns),
+                "rules": rbac.remote_exchange_rules(),
+            }
+        )
+        agent_rbac.append(_binding("RoleBinding", REMOTE_EXCHANGE, mesh_ns, REMOTE_SERVICE_ACCOUNT, namespace))
     agent = _with_tmp(
         _deployment(
             AGENT,

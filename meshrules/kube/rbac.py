@@ -5,7 +5,8 @@ Three identities:
   management plane uses to read inputs and write outputs there;
 - the *controller* in the management cluster (policies, discovery objects, kubeconfig Secrets,
   its leader-election Lease);
-- the *agent* in each registered cluster (the mesh's CA Secret and trust roots, spec §8).
+- the *agent* in each registered cluster (the mesh's CA Secret and trust roots, spec §8), and the
+  CSR exchange both it and the management side write (`remote_exchange_rules`, `controller_trust_rules`).
 Every verb is there for one reason, written beside it. The rules are data: `deploy/` and
 registration render them, and tests check the two agree.
 """
@@ -87,11 +88,40 @@ def controller_namespace_rules() -> list[Rule]:
     ]
 
 
+def controller_trust_rules() -> list[Rule]:
+    """The controller's Role in the management namespace for shared trust (docs/trust.md, "Live").
+
+    Kept apart from `controller_namespace_rules` so the kubeconfig Secrets stay read-only there.
+    """
+    return [
+        # `meshrules-root-<vmesh>`: a generated root CA is created once and then only read (through
+        # the read rule of `controller_namespace_rules`); never updated, patched or deleted.
+        *_rules([R.SECRET], ("create",)),
+    ]
+
+
+def remote_exchange_rules() -> list[Rule]:
+    """A Role in each mesh namespace of a registered cluster for the management side's service account.
+
+    The CSR exchange ConfigMaps (`meshrules-csr-<mesh>`, `meshrules.kube.exchange`); reading them
+    is already granted by the ClusterRole (discovery reads ConfigMaps). Namespaced so the management
+    side can write no other ConfigMap anywhere else, and never Secrets: the pending key is not its.
+    """
+    return [
+        # create: open the request of a mesh that has none; update: renew a request and write the
+        # answer (PUT with the resourceVersion read, so an agent write in between is never lost).
+        *_rules([R.CONFIG_MAP], ("create", "update")),
+    ]
+
+
 def agent_namespace_rules() -> list[Rule]:
     """The agent's Role in a mesh's namespace (`istio-system`, `linkerd`): its CA objects (spec §4 Trust)."""
     return [
         # `cacerts` / `linkerd-identity-issuer` and the pending intermediate key live in Secrets.
         *_rules([R.SECRET], ("get", "create", "patch", "update", "delete")),
-        # Linkerd's trust roots are a ConfigMap (`linkerd-identity-trust-roots`).
-        *_rules([R.CONFIG_MAP], ("get", "create", "patch", "update")),
+        # Linkerd's trust roots are a ConfigMap (`linkerd-identity-trust-roots`), written by get,
+        # create and patch (server-side apply); the CSR exchanges are ConfigMaps too: list finds
+        # the requests in the namespace, update writes the CSR and progress (PUT with the
+        # resourceVersion read, so a management write in between is never lost).
+        *_rules([R.CONFIG_MAP], ("get", "list", "create", "patch", "update")),
     ]
