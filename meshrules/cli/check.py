@@ -14,6 +14,7 @@ from meshrules.cli.run import run_pipeline
 from meshrules.errors import Diagnostic, Location, Severity, UsageError
 from meshrules.model.intent import PolicyStatusEntry
 from meshrules.model.scenario import Scenario
+from meshrules.pipeline.invariants import invariants
 
 
 @app.command()
@@ -25,6 +26,9 @@ def check(
         [], "--suppress", help="CODE=GLOB: hide findings with CODE whose object or file matches GLOB."
     ),
     rules: Path | None = typer.Option(None, "--rules", help="Rule directory replacing the default rules."),
+    with_invariants: bool = typer.Option(
+        False, "--invariants", help="Also run the built-in invariant analyses (MR1001+, with witnesses)."
+    ),
 ) -> None:
     """List every finding; exit 1 when any is an error, 2 when the input itself is broken."""
     suppressions = [_parse_suppression(s) for s in suppress]
@@ -34,6 +38,7 @@ def check(
         *result.decision.findings,
         *result.translation.findings,
         *status_findings(result.analysis.scenario, result.translation.status_entries),
+        *(invariants(result.analysis, result.decision, result.translation) if with_invariants else ()),
     ]
     shown = sorted({_key(f): f for f in findings if not _suppressed(f, suppressions)}.values(), key=_order)
     if output == OutputFormat.json or output == OutputFormat.yaml:

@@ -9,8 +9,27 @@ from meshrules.cli.app import app, handles_errors
 from meshrules.cli.discover import print_discovery
 from meshrules.cli.output import console, print_table
 from meshrules.cli.run import run_pipeline
+from meshrules.cli.test import print_scenario_tests
 from meshrules.cli.trust import print_trust_report, scenario_trust_status
+from meshrules.cli.why import print_verdict
+from meshrules.pipeline.query import simulate, why
 from meshrules.resources import bundled_scenario
+from meshrules.sim.why import Query
+
+# A few questions a platform engineer asks of the bundled scenario: one allowed across clusters,
+# one denied by enforcement, one denied with a verified nearest miss.
+DEMO_QUERIES = (
+    Query(
+        "cluster-1/bookinfo/productpage-v1",
+        "reviews.bookinfo.svc.cluster.local",
+        9080,
+        "GET",
+        "/reviews/0",
+        (("end-user", "jason"),),
+    ),
+    Query("cluster-1/bookinfo/productpage-v1", "cluster-2/bookinfo/ratings", 9080, "GET", "/ratings/0"),
+    Query("cluster-2/bookinfo/reviews-v2", "cluster-2/bookinfo/ratings", 9080, "POST", "/ratings/0"),
+)
 
 
 @app.command()
@@ -73,6 +92,19 @@ def demo() -> None:
 
     out.print("\n[bold]4. Shared trust[/bold]  (meshrules trust status <scenario>)")
     print_trust_report(scenario_trust_status(analysis))
+
+    out.print("\n[bold]5. Can A reach B, with what config, and why?[/bold]  (meshrules why <scenario> ...)")
+    sim = simulate(analysis)
+    for query in DEMO_QUERIES:
+        headers = "".join(f" --header {k}={v}" for k, v in query.headers)
+        out.print(
+            f"\n$ meshrules why <scenario> --from {query.source} --to {query.target} --port {query.port} "
+            f"--method {query.method} --path {query.path}{headers}"
+        )
+        print_verdict(why(sim, query))
+
+    out.print("\n[bold]6. Policy tests[/bold]  (meshrules test <scenario>)")
+    print_scenario_tests(path)
 
 
 def _all(values: Iterable[str]) -> str:

@@ -94,18 +94,19 @@ def write_tree(
         path = out / rel
         if path.is_file():
             path.unlink()
-    files: dict[str, str] = {}
-    for cluster, objs in objects.items():
+    # Each file is written as soon as it is rendered: the whole tree's text is never held at once.
+    files: list[str] = []
+    groups = [
+        *((f"{cluster}/", objs) for cluster, objs in objects.items()),
+        *((f"{cluster}/_patches/", objs) for cluster, objs in patches.items()),
+        ("_status/", statuses),
+    ]
+    for prefix, objs in groups:
         for name, group in _group(objs).items():
-            files[f"{cluster}/{name}"] = dump_yaml(group)
-    for cluster, objs in patches.items():
-        for name, group in _group(objs).items():
-            files[f"{cluster}/_patches/{name}"] = dump_yaml(group)
-    for name, group in _group(statuses).items():
-        files[f"_status/{name}"] = dump_yaml(group)
-    for rel, text in sorted(files.items()):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+            rel = f"{prefix}{name}"
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dump_yaml(group), encoding="utf-8")
+            files.append(rel)
     out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(sorted(files), indent=1) + "\n")
+    marker.write_text(json.dumps(sorted(set(files)), indent=1) + "\n")

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from meshrules.model.common import MANAGEMENT_NAMESPACE
@@ -33,8 +34,12 @@ def stable_hash(text: str, chars: int = HASH_CHARS) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:chars]
 
 
+@lru_cache(maxsize=1 << 16)
 def object_name(*parts: str, limit: int = MAX_LABEL) -> str:
-    """A DNS-1123 name from ``parts`` joined with `-`; cut and hash-suffixed when over ``limit``."""
+    """A DNS-1123 name from ``parts`` joined with `-`; cut and hash-suffixed when over ``limit``.
+
+    Cached: the same names are asked for once per federation edge.
+    """
     raw = "-".join(p for p in parts if p)
     name = _INVALID.sub("-", raw.lower()).strip("-") or "x"
     name = re.sub(r"-{2,}", "-", name)
@@ -53,10 +58,38 @@ def subset_name(labels: Mapping[str, str]) -> str:
 
 
 def parents_annotation(parents: Mapping[str, Iterable[str]]) -> str:
-    """The `meshrules.io/parents` value: JSON kind → sorted `namespace/name` list, keys sorted."""
-    return json.dumps(
-        {k: sorted(set(v)) for k, v in sorted(parents.items()) if v}, sort_keys=True, separators=(",", ":")
-    )
+    """The `meshrules.io/parents` value: JSON kind → sorted `namespace/name` list, keys sorted.
+
+    Built from the JSON encoding of each (cached) string: exactly what `json.dumps(…,
+    sort_keys=True, separators=(",", ":"))` writes for string keys and values, without its cost
+    per object; anything else goes through `json.dumps` itself.
+    """
+    grouped = [(k, sorted(set(v))) for k, v in sorted(parents.items()) if v]
+    try:
+        if not all(type(k) is str for k, _ in grouped):
+            raise _NotText
+        return "{" + ",".join(f"{_json_str(k)}:[{','.join(map(_json_str, names))}]" for k, names in grouped) + "}"
+    except _NotText:
+        return json.dumps(dict(grouped), sort_keys=True, separators=(",", ":"))
+
+
+class _NotText(Exception):
+    """A parents entry that is not a string: the annotation is left to `json.dumps`."""
+
+
+_JSON_STRINGS: dict[str, str] = {}
+
+
+def _json_str(text: str) -> str:
+    """``json.dumps(text)`` (ASCII-escaped), cached: parents repeat across many objects."""
+    encoded = _JSON_STRINGS.get(text)
+    if encoded is None:
+        if type(text) is not str:
+            raise _NotText
+        if len(_JSON_STRINGS) >= 1 << 18:
+            _JSON_STRINGS.clear()
+        encoded = _JSON_STRINGS[text] = json.dumps(text)
+    return encoded
 
 
 def owned_metadata(
@@ -65,12 +98,16 @@ def owned_metadata(
     parents: Mapping[str, Iterable[str]],
     labels: Mapping[str, str] | None = None,
     owner: str = MANAGEMENT_NAMESPACE,
+    annotation: str | None = None,
 ) -> dict[str, Any]:
-    """Metadata of an emitted object: name, namespace, ownership label and parents annotation."""
+    """Metadata of an emitted object: name, namespace, ownership label and parents annotation.
+
+    ``annotation``, when given, is `parents_annotation` of the parents, computed by the caller.
+    """
     meta: dict[str, Any] = {
         "name": name,
         "labels": {**(labels or {}), OWNER_LABEL: owner},
-        "annotations": {PARENTS_ANNOTATION: parents_annotation(parents)},
+        "annotations": {PARENTS_ANNOTATION: parents_annotation(parents) if annotation is None else annotation},
     }
     if namespace:
         meta["namespace"] = namespace

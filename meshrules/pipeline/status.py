@@ -27,10 +27,20 @@ def policy_statuses(graph: ServiceGraph, entries: Iterable[PolicyStatusEntry]) -
     by_policy: dict[str, list[PolicyStatusEntry]] = defaultdict(list)
     for entry in entries:
         by_policy[entry.policy].append(entry)
-    return {p.ref: policy_status(graph, p, by_policy.get(p.ref, ())) for p in graph.policies}
+    # Workloads by identity, once: an AccessPolicy's sources are identities (scanning every workload
+    # per policy made this quadratic at fleet size).
+    by_identity: dict[str, list[str]] = defaultdict(list)
+    for w in graph.workloads.values():
+        by_identity[w.identity].append(w.name)
+    return {p.ref: policy_status(graph, p, by_policy.get(p.ref, ()), by_identity) for p in graph.policies}
 
 
-def policy_status(graph: ServiceGraph, policy: Policy, entries: Sequence[PolicyStatusEntry]) -> PolicyStatus:
+def policy_status(
+    graph: ServiceGraph,
+    policy: Policy,
+    entries: Sequence[PolicyStatusEntry],
+    by_identity: Mapping[str, Sequence[str]] | None = None,
+) -> PolicyStatus:
     """The status of one policy."""
     spec_errors = _errors(e for e in entries if e.destination is None)
     selection = graph.selection(policy)
@@ -53,7 +63,7 @@ def policy_status(graph: ServiceGraph, policy: Policy, entries: Sequence[PolicyS
         state = PARTIALLY_ACCEPTED
     else:
         state = ACCEPTED
-    workloads = sorted(_source_workloads(graph, policy))
+    workloads = sorted(_source_workloads(graph, policy, by_identity))
     return PolicyStatus(
         observed_generation=policy.metadata.generation,
         state=state,
@@ -64,13 +74,16 @@ def policy_status(graph: ServiceGraph, policy: Policy, entries: Sequence[PolicyS
     )
 
 
-def _source_workloads(graph: ServiceGraph, policy: Policy) -> Iterable[str]:
+def _source_workloads(
+    graph: ServiceGraph, policy: Policy, by_identity: Mapping[str, Sequence[str]] | None
+) -> Iterable[str]:
     selection = graph.selection(policy)
     if isinstance(policy, TrafficPolicy):
         return selection.sources
     if isinstance(policy, AccessPolicy):
-        identities = selection.identities
-        return (w.name for w in graph.workloads.values() if w.identity in identities)
+        if by_identity is None:
+            return (w.name for w in graph.workloads.values() if w.identity in selection.identities)
+        return (name for identity in selection.identities for name in by_identity.get(identity, ()))
     return ()
 
 

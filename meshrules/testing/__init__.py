@@ -6,6 +6,8 @@ It sits above every other layer and is used by our own tests and, later, by user
   VirtualMeshes, TrafficPolicies, AccessPolicies) as plain dicts; pure, no I/O, no Hypothesis.
 - ``strategies``: Hypothesis strategies drawing topologies, selectors, valid and invalid policies
   and requests in the spec's wire format.
+- ``helpers``: ``load_scenario`` and ``why`` (a `Verdict` per question) for users' property tests
+  (docs/testing.md); the pipeline runs once per scenario object.
 
 The strategies are imported on first use, so the generator works where Hypothesis is not installed
 (``benchmarks/generate.py``).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from meshrules.testing.helpers import load_scenario, why
 from meshrules.testing.topology import (
     MANAGEMENT_NAMESPACE,
     GeneratedService,
@@ -78,11 +81,13 @@ __all__ = [
     "identity_selectors",
     "invalid_policies",
     "label_maps",
+    "load_scenario",
     "mesh_name",
     "requests",
     "topologies",
     "topology_params",
     "traffic_policies",
+    "why",
     "workload_selectors",
 ]
 

@@ -228,11 +228,13 @@ def test_public_surface_is_locked() -> None:
         "identity_selectors",
         "invalid_policies",
         "label_maps",
+        "load_scenario",
         "mesh_name",
         "requests",
         "topologies",
         "topology_params",
         "traffic_policies",
+        "why",
         "workload_selectors",
     ]
     for name in meshrules.testing.__all__:

@@ -39,7 +39,7 @@ from meshrules.emit.istio.subsets import Subset
 from meshrules.emit.istio.topology import API_NETWORKING, FederatedHost, IstioTopology, is_ip, policy_parent
 from meshrules.emit.naming import AddressBook, object_name
 from meshrules.errors import Diagnostic
-from meshrules.model.discovery import Destination
+from meshrules.model.discovery import Destination, Gateway
 from meshrules.model.policy import MtlsMode
 
 # The port name of meshrules' AUTO_PASSTHROUGH server; Istio merges servers of several Gateways
@@ -57,11 +57,20 @@ def federation_drafts(
     drafts: list[Draft] = []
     findings: list[Diagnostic] = []
     gateway_hosts: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    gateway_parents: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    gateway_parents: dict[tuple[str, str, str], dict[tuple[str, str], None]] = defaultdict(dict)
+    gateways: dict[tuple[str, str, str], Gateway] = {}
+    # What depends only on the destination (its subsets, ports, the client spec's shared parts)
+    # and the server side, which depends only on the destination and its host: built once, however
+    # many clusters call it (L federates each destination into dozens of meshes).
+    per_dest: dict[str, _DestinationParts] = {}
+    server_side: dict[tuple[str, str], list[Draft]] = {}
     for key in sorted(topo.federated):
         fed = topo.federated[key]
         dest = topo.destinations[fed.destination]
-        dest_subsets = sorted(subsets.get(dest.name, set()))
+        parts = per_dest.get(dest.name)
+        if parts is None:
+            parts = per_dest[dest.name] = _DestinationParts(dest, fed, sorted(subsets.get(dest.name, set())))
+        dest_subsets = parts.subsets
         parents = _parents(topo, fed, dest)
         # --- the caller's cluster C′
         caller = topo.meshes[fed.mesh]
@@ -77,7 +86,7 @@ def federation_drafts(
                 root,
                 base,
                 f"client/{fed.host}",
-                _client_service_entry(dest, fed, dest_subsets, addresses.address(fed.host)),
+                parts.client_service_entry(fed.host, addresses.address(fed.host)),
                 parents,
             ),
         )
@@ -91,14 +100,27 @@ def federation_drafts(
                 root,
                 base,
                 f"client/{fed.host}",
-                destination_rule_spec(fed.host, tls_mode=MtlsMode.ISTIO_MUTUAL, subsets=dest_subsets),
+                parts.client_destination_rule(fed.host),
                 parents,
             ),
         )
         # --- D's cluster C (one set per host, whatever the number of calling clusters)
+        gw_key = (dest.cluster, fed.gateway.namespace, fed.gateway.service)
+        gateways.setdefault(gw_key, fed.gateway)
+        gateway_hosts[gw_key].add(fed.gateway_host)
+        gateway_parents[gw_key].update(
+            dict.fromkeys([topo.parent("Mesh", dest.mesh or ""), *(p for p in parents if p[0] == "VirtualMesh")])
+        )
+        known = server_side.get((dest.name, fed.host))
+        if known is not None:
+            # Same key as the drafts already built: `finalize` would merge them; merge the parents here.
+            for draft in known:
+                draft.parents.extend(parents)
+            continue
         exports = {".", fed.gateway.namespace} if fed.gateway.namespace != dest.namespace else {"."}
         server_base = object_name(dest.service, fed.host.rpartition(".")[2])
-        drafts += _guarded(
+        server: list[Draft] = []
+        server += _guarded(
             existing,
             findings,
             Draft(
@@ -109,10 +131,10 @@ def federation_drafts(
                 server_base,
                 f"server/{fed.host}",
                 _server_service_entry(topo, dest, fed, exports),
-                parents,
+                list(parents),
             ),
         )
-        drafts += _guarded(
+        server += _guarded(
             existing,
             findings,
             Draft(
@@ -125,17 +147,46 @@ def federation_drafts(
                 destination_rule_spec(
                     fed.host, tls_mode=MtlsMode.ISTIO_MUTUAL, subsets=dest_subsets, export_to=exports
                 ),
-                parents,
+                list(parents),
             ),
         )
-        gw_key = (dest.cluster, fed.gateway.namespace, fed.gateway.service)
-        gateway_hosts[gw_key].add(fed.gateway_host)
-        gateway_parents[gw_key] += [
-            topo.parent("Mesh", dest.mesh or ""),
-            *(p for p in parents if p[0] == "VirtualMesh"),
-        ]
-    drafts += _gateways(topo, gateway_hosts, gateway_parents)
+        server_side[(dest.name, fed.host)] = server
+        drafts += server
+    drafts += _gateways(gateways, gateway_hosts, gateway_parents)
     return drafts, findings
+
+
+class _DestinationParts:
+    """The parts of a destination's client-side ServiceEntry and DestinationRule common to every caller.
+
+    The emitted specs share these (read-only) parts: only the host and the address differ per caller.
+    """
+
+    __slots__ = ("_endpoints", "_ports", "_resolution", "_rule_rest", "subsets")
+
+    def __init__(self, dest: Destination, fed: FederatedHost, subsets: list[Subset]) -> None:
+        self.subsets = subsets
+        template = _client_service_entry(dest, fed, subsets, "")
+        self._ports = template["ports"]
+        self._resolution = template["resolution"]
+        self._endpoints = template["endpoints"]
+        rule = destination_rule_spec("", tls_mode=MtlsMode.ISTIO_MUTUAL, subsets=subsets)
+        self._rule_rest = [(k, v) for k, v in rule.items() if k != "host"]
+
+    def client_service_entry(self, host: str, address: str) -> dict[str, Any]:
+        """`_client_service_entry` for ``host`` at ``address`` (the gateway is the destination's)."""
+        return {
+            "hosts": [host],
+            "addresses": [address],
+            "location": "MESH_INTERNAL",
+            "resolution": self._resolution,
+            "ports": self._ports,
+            "endpoints": self._endpoints,
+        }
+
+    def client_destination_rule(self, host: str) -> dict[str, Any]:
+        """`destination_rule_spec(host, tls_mode=ISTIO_MUTUAL, subsets=…)`."""
+        return {"host": host, **dict(self._rule_rest)}
 
 
 def _parents(topo: IstioTopology, fed: FederatedHost, dest: Destination) -> list[tuple[str, str]]:
@@ -210,17 +261,13 @@ def _server_service_entry(
 
 
 def _gateways(
-    topo: IstioTopology,
+    gateways: Mapping[tuple[str, str, str], Gateway],
     hosts: Mapping[tuple[str, str, str], set[str]],
-    parents: Mapping[tuple[str, str, str], list[tuple[str, str]]],
+    parents: Mapping[tuple[str, str, str], Mapping[tuple[str, str], None]],
 ) -> list[Draft]:
     drafts: list[Draft] = []
     for (cluster, namespace, service), patterns in sorted(hosts.items()):
-        gateway = next(
-            g
-            for f in topo.federated.values()
-            if f.source_cluster == cluster and (g := f.gateway).namespace == namespace and g.service == service
-        )
+        gateway = gateways[(cluster, namespace, service)]  # the first federated host's, in sorted order
         spec = {
             "selector": dict(sorted(gateway.workload_labels.items())),
             "servers": [

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from meshrules.emit.istio.existing import ExistingConfig
-from meshrules.emit.naming import object_name, owned_metadata, sort_objects, stable_hash
+from meshrules.emit.naming import object_name, owned_metadata, parents_annotation, stable_hash
 
 
 @dataclass
@@ -43,32 +44,41 @@ def finalize(drafts: Iterable[Draft], existing: ExistingConfig, owner: str) -> d
     Drafts with the same key are one object: their parents merge (their specs are equal by
     construction, e.g. one east-west Gateway serving several federated destinations).
     """
-    merged: dict[tuple[str, str, str, str], Draft] = {}
+    # key → (the first draft of that key, the parents of every draft of that key)
+    merged: dict[tuple[str, str, str, str], tuple[Draft, list[tuple[str, str]]]] = {}
     for draft in drafts:
-        known = merged.get(draft.key)
+        key = (draft.cluster, draft.kind, draft.namespace, draft.identity)
+        known = merged.get(key)
         if known is None:
-            merged[draft.key] = Draft(**{**draft.__dict__, "parents": list(draft.parents)})
+            merged[key] = (draft, list(draft.parents))
         else:
-            known.parents.extend(draft.parents)
+            known[1].extend(draft.parents)
     by_name: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
-    for d in merged.values():
+    for d, _ in merged.values():
         by_name[(d.cluster, d.kind, d.namespace, d.base_name)].add(d.identity)
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for key in sorted(merged):
-        d = merged[key]
+    # Per cluster: (sort key of `sort_objects` then the draft key, object). Sorting by both is the
+    # same order as sorting the drafts by key and then, stably, by `sort_objects`' key; one sort.
+    out: dict[str, list[tuple[tuple[str, ...], dict[str, Any]]]] = defaultdict(list)
+    annotations: dict[tuple[tuple[str, str], ...], str] = {}
+    for key, (d, parents) in merged.items():
         name = d.base_name
         shared = len(by_name[(d.cluster, d.kind, d.namespace, name)]) > 1
         if shared or existing.is_taken(d.cluster, d.kind, d.namespace, name):
             name = object_name(d.base_name, stable_hash(d.identity))
-        out[d.cluster].append(
-            {
-                "apiVersion": d.api_version,
-                "kind": d.kind,
-                "metadata": owned_metadata(name, d.namespace, _group(d.parents), owner=owner),
-                "spec": d.spec,
-            }
-        )
-    return {cluster: tuple(dict(o) for o in sort_objects(objs)) for cluster, objs in sorted(out.items())}
+        # Objects of one federated destination share their parents: their annotation is built once.
+        parents_key = tuple(parents)
+        annotation = annotations.get(parents_key)
+        if annotation is None:
+            annotation = annotations[parents_key] = parents_annotation(_group(parents))
+        obj = {
+            "apiVersion": d.api_version,
+            "kind": d.kind,
+            "metadata": owned_metadata(name, d.namespace, {}, owner=owner, annotation=annotation),
+            "spec": d.spec,
+        }
+        out[d.cluster].append(((str(d.api_version), str(d.kind), str(d.namespace or ""), str(name), *key), obj))
+    del merged, by_name, annotations
+    return {cluster: tuple(obj for _, obj in sorted(objs, key=itemgetter(0))) for cluster, objs in sorted(out.items())}
 
 
 def _group(parents: Iterable[tuple[str, str]]) -> Mapping[str, list[str]]:

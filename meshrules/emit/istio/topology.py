@@ -16,6 +16,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from meshrules.emit.input import EmitInput
 from meshrules.errors import Diagnostic, Location, Severity
@@ -46,8 +47,12 @@ class FederatedHost:
     edges: tuple[FederationEdge, ...]
 
 
+@lru_cache(maxsize=1024)
 def is_ip(address: str) -> bool:
-    """Whether ``address`` is an IP literal (else a DNS name, e.g. a cloud load balancer's)."""
+    """Whether ``address`` is an IP literal (else a DNS name, e.g. a cloud load balancer's).
+
+    Cached: a few gateway addresses are asked about once per federation edge.
+    """
     try:
         ipaddress.ip_address(address)
     except ValueError:
@@ -93,10 +98,13 @@ class IstioTopology:
             if dest is None or target is None or target.cluster == dest.cluster:
                 continue  # not Istio on both ends, or not across clusters: nothing to build
             grouped[(dest.name, target.cluster)].append(edge)
+        gateways: dict[str, Gateway | None] = {}  # per home mesh
         for (dest_name, cluster), group in sorted(grouped.items()):
             dest = self.destinations[dest_name]
             home = self.meshes[dest.mesh or ""]
-            gateway = federation_gateway(home)
+            if home.name not in gateways:
+                gateways[home.name] = federation_gateway(home)
+            gateway = gateways[home.name]
             ordered = sorted(group, key=lambda e: (e.mesh, e.host))
             if gateway is None or gateway.port is None:
                 self.findings.append(_no_gateway(dest, home, ordered[0]))

@@ -912,8 +912,15 @@ class IstioRouting:
                 else:
                     self._vs_exact.setdefault(h, []).append(vs)
         self._drs: dict[str, list[_DestinationRule]] = {}
+        # Per namespace: rules by exact host, and the wildcard ones (lookups touch only candidates).
+        self._drs_exact: dict[str, dict[str, list[_DestinationRule]]] = {}
+        self._drs_wild: dict[str, list[_DestinationRule]] = {}
         for dr in sorted(destination_rules, key=lambda d: d.order):
             self._drs.setdefault(dr.namespace, []).append(dr)
+            if dr.host.startswith("*"):
+                self._drs_wild.setdefault(dr.namespace, []).append(dr)
+            else:
+                self._drs_exact.setdefault(dr.namespace, {}).setdefault(dr.host, []).append(dr)
         self._dr_cache: dict[tuple[str, tuple[tuple[str, str], ...], str, str], DestinationRuleChoice | None] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -981,7 +988,7 @@ class IstioRouting:
                 continue
             seen.add(ns)
             ranked: list[tuple[tuple[int, int], _DestinationRule]] = []
-            for dr in self._drs.get(ns, ()):
+            for dr in (*self._drs_exact.get(ns, {}).get(host, ()), *self._drs_wild.get(ns, ())):
                 if not _visible(dr.export_to, dr.namespace, client_namespace):
                     continue
                 if dr.selector is not None and (ns != client_namespace or not subset_of(dict(dr.selector), label_map)):
