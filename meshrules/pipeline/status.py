@@ -7,6 +7,7 @@ or INVALID from those. A policy that selects nothing is ACCEPTED (the rule set a
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -32,7 +33,8 @@ def policy_statuses(graph: ServiceGraph, entries: Iterable[PolicyStatusEntry]) -
     by_identity: dict[str, list[str]] = defaultdict(list)
     for w in graph.workloads.values():
         by_identity[w.identity].append(w.name)
-    return {p.ref: policy_status(graph, p, by_policy.get(p.ref, ()), by_identity) for p in graph.policies}
+    listed: dict[int, tuple[list[str], int]] = {}
+    return {p.ref: policy_status(graph, p, by_policy.get(p.ref, ()), by_identity, listed) for p in graph.policies}
 
 
 def policy_status(
@@ -40,6 +42,7 @@ def policy_status(
     policy: Policy,
     entries: Sequence[PolicyStatusEntry],
     by_identity: Mapping[str, Sequence[str]] | None = None,
+    listed_cache: dict[int, tuple[list[str], int]] | None = None,
 ) -> PolicyStatus:
     """The status of one policy."""
     spec_errors = _errors(e for e in entries if e.destination is None)
@@ -63,15 +66,29 @@ def policy_status(
         state = PARTIALLY_ACCEPTED
     else:
         state = ACCEPTED
-    workloads = sorted(_source_workloads(graph, policy, by_identity))
+    sources = _source_workloads(graph, policy, by_identity)
+    # Policies selecting "all sources" share one frozenset: list it once, not once per policy.
+    key = id(sources)
+    if listed_cache is not None and isinstance(sources, frozenset) and key in listed_cache:
+        listed, count = listed_cache[key]
+    else:
+        listed, count = _listed(sources)
+        if listed_cache is not None and isinstance(sources, frozenset):
+            listed_cache[key] = (listed, count)
     return PolicyStatus(
         observed_generation=policy.metadata.generation,
         state=state,
         errors=spec_errors,
         destinations=destinations,
-        workloads=workloads[:MAX_LISTED_WORKLOADS],
-        workload_count=len(workloads),
+        workloads=listed,
+        workload_count=count,
     )
+
+
+def _listed(workloads: Iterable[str]) -> tuple[list[str], int]:
+    """The first names in sorted order and the total: only 100 are listed, so never sort them all."""
+    names = workloads if isinstance(workloads, frozenset | set) else set(workloads)
+    return heapq.nsmallest(MAX_LISTED_WORKLOADS, names), len(names)
 
 
 def _source_workloads(
