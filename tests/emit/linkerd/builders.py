@@ -11,16 +11,16 @@ from typing import Any
 
 import yaml
 
-from meshrules.emit.input import EmitInput
+# The two builders the Istio and Linkerd emitter tests share; re-exported for the Linkerd tests.
+from emit.emit_builders import emit_input as emit_input
+from emit.emit_builders import user_object as user_object
 from meshrules.emit.output import EmitResult
-from meshrules.errors import Location
 from meshrules.model.discovery import (
     ContainerPort,
     ControllerRef,
     Destination,
     Gateway,
     GatewayKind,
-    KubernetesCluster,
     Mesh,
     MeshType,
     ServicePort,
@@ -31,12 +31,10 @@ from meshrules.model.intent import (
     Derivation,
     FederationEdge,
     IdentityPattern,
-    Intent,
     MeshMembership,
     TrafficApplication,
 )
 from meshrules.model.policy import AccessPolicy, TrafficPolicy
-from meshrules.model.source import KubeObject
 
 WHY = Derivation("test", "test", ())
 VM = "VirtualMesh meshrules-system/vm"
@@ -165,43 +163,6 @@ def mirror_edge(dest: Destination, into: Mesh) -> FederationEdge:
     """`dest` made visible in `into` as Linkerd's mirror `<svc>-<cluster>`."""
     host = f"{dest.service}-{dest.cluster}.{dest.namespace}.svc.cluster.local"
     return FederationEdge(dest.name, into.name, VM, host, WHY)
-
-
-def user_object(cluster: str, body: Mapping[str, Any]) -> KubeObject:
-    """An object already in ``cluster`` (user config unless labelled `meshrules.io/owner`)."""
-    meta = body["metadata"]
-    return KubeObject(
-        cluster=cluster,
-        api_version=body["apiVersion"],
-        kind=body["kind"],
-        namespace=meta.get("namespace", ""),
-        name=meta["name"],
-        body=body,
-        location=Location(file=f"clusters/{cluster}/user.yaml", line=1),
-    )
-
-
-def emit_input(
-    *,
-    meshes: Iterable[Mesh] = (),
-    workloads: Iterable[Workload] = (),
-    destinations: Iterable[Destination] = (),
-    policies: Iterable[Any] = (),
-    intent: Intent | None = None,
-    existing: Mapping[str, tuple[KubeObject, ...]] | None = None,
-) -> EmitInput:
-    """An `EmitInput` whose clusters are those the meshes name."""
-    meshes = tuple(meshes)
-    clusters = tuple(KubernetesCluster(name=c) for c in sorted({m.cluster for m in meshes}))
-    return EmitInput(
-        clusters=clusters,
-        meshes=meshes,
-        workloads=tuple(workloads),
-        destinations=tuple(destinations),
-        policies=tuple(policies),
-        intent=intent or Intent(),
-        existing=dict(existing or {}),
-    )
 
 
 def objects(result: EmitResult, cluster: str, kind: str | None = None) -> list[dict[str, Any]]:
