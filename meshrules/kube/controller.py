@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshrules.emit.naming import OWNER_LABEL
-from meshrules.errors import ClusterError
+from meshrules.errors import ClusterError, MeshrulesError
 from meshrules.kube import resources as R
 from meshrules.kube.apply import Action, ApplyPlan, ObjectKey, digest, execute, live_index, plan_apply, read_live
 from meshrules.kube.cluster import Cluster, Object
@@ -41,10 +41,12 @@ from meshrules.kube.leader import LeaderElector, LeaseTiming
 from meshrules.kube.live import LiveCluster, is_output, live_scenario, served_resources
 from meshrules.kube.metrics import Metrics
 from meshrules.kube.resources import ApiResource
+from meshrules.kube.signing import SigningAction, reconcile_trust
 from meshrules.kube.translation import Translate, Translation
 from meshrules.kube.worker import Outcome, Worker
 from meshrules.model.common import MANAGEMENT_NAMESPACE
-from meshrules.model.discovery import CLUSTER_LABEL
+from meshrules.model.discovery import CLUSTER_LABEL, Mesh
+from meshrules.model.policy import VirtualMesh
 
 log = logging.getLogger(__name__)
 
@@ -446,12 +448,40 @@ class Controller:
                 if live.get("status") == body:
                     continue
                 self._write_status(cluster, live, body, outcome)
+        if translation is not None and translation.discovery is not None:
+            self._reconcile_trust(cluster, policies, members, translation.discovery.meshes)
         statuses = self.cluster_statuses()
         for obj in cluster.list(R.KUBERNETES_CLUSTER, ns).items:
             name = obj["metadata"]["name"]
             if name in statuses and obj.get("status") != statuses[name]:
                 self._write_status(cluster, obj, statuses[name], outcome)
         return outcome
+
+    def _reconcile_trust(
+        self, management: Cluster, policies: list[Object], members: Mapping[str, Member], meshes: tuple[Mesh, ...]
+    ) -> None:
+        """Shared trust (spec §3.1, §8): roots on the management side; sign what the agents asked for."""
+        virtual_meshes = []
+        for obj in policies:
+            if obj.get("kind") != "VirtualMesh":
+                continue
+            try:
+                vmesh = VirtualMesh.model_validate(obj)
+            except ValueError:
+                continue  # a broken VirtualMesh is reported on its status by the translation
+            if vmesh.spec.trust is not None and vmesh.spec.trust.shared is not None:
+                virtual_meshes.append(vmesh)
+        if not virtual_meshes:
+            return
+        clusters = {name: m.worker.cluster for name, m in members.items() if m.worker is not None}
+        try:
+            outcomes = reconcile_trust(management, clusters, virtual_meshes, meshes, namespace=self.settings.namespace)
+        except MeshrulesError as err:
+            log.warning("trust: %s", err)
+            return
+        for outcome in outcomes:
+            if outcome.action in (SigningAction.FAILED, SigningAction.REFUSED):
+                log.warning("trust: %s in %s: %s %s", outcome.mesh, outcome.cluster, outcome.code, outcome.detail)
 
     def _publish_discovery(
         self, cluster: Cluster, translation: Translation, members: Mapping[str, Member], outcome: Outcome

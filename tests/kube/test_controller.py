@@ -175,3 +175,25 @@ def test_kinds_a_cluster_starts_serving_later_are_watched_after_a_resync(tmp_pat
         member = ctl.members["cluster-1"]
         assert member.cache is not None
         assert wait_until(lambda: bool(member.cache and member.cache.objects([R.LINKERD_SERVER])), 5)
+
+
+def test_the_leader_creates_the_shared_root_and_opens_a_csr_request_per_member(tmp_path: Path) -> None:
+    """The bundled `bookinfo` VirtualMesh has shared trust: the leader creates its root on the
+    management side and opens a CSR request in each member's mesh namespace, for the agents to answer
+    (spec §3.1, §8; signing and installing are covered step by step in test_agent.py)."""
+    from meshrules.kube import exchange as X
+    from meshrules.kube.signing import root_secret_name
+
+    members = {"cluster-1": "istiod-istio-system-cluster-1", "cluster-2": "istiod-istio-system-cluster-2"}
+    with fleet(tmp_path) as f:
+        f.controller()
+        assert wait_until(f.converged, 20), "the controller did not converge"
+        root = root_secret_name("bookinfo")
+        assert wait_until(lambda: f.mgmt.store.get(R.SECRET, "meshrules-system", root) is not None, 10)
+        for cluster, mesh in members.items():
+            store, name = f.remotes[cluster].store, X.exchange_name(mesh)
+            assert wait_until(lambda s=store, n=name: s.get(R.CONFIG_MAP, "istio-system", n) is not None, 10)
+        # The root key never reaches a registered cluster.
+        root_key = f.mgmt.store.get(R.SECRET, "meshrules-system", root)["data"]["tls.key"]  # type: ignore[index]
+        for cluster in members:
+            assert all(root_key not in str(o.get("data")) for o in f.remotes[cluster].store.objects(R.SECRET))
