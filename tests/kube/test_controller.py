@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from meshrules.kube import resources as R
 from meshrules.kube.registration import list_clusters
@@ -189,10 +190,14 @@ def test_the_leader_creates_the_shared_root_and_opens_a_csr_request_per_member(t
         f.controller()
         assert wait_until(f.converged, 20), "the controller did not converge"
         root = root_secret_name("bookinfo")
-        assert wait_until(lambda: f.mgmt.store.get(R.SECRET, "meshrules-system", root) is not None, 10)
+
+        def names(store: Any, resource: R.ApiResource) -> set[str]:
+            return {o["metadata"]["name"] for o in store.objects(resource)}
+
+        assert wait_until(lambda: root in names(f.mgmt.store, R.SECRET), 10)
         for cluster, mesh in members.items():
             store, name = f.remotes[cluster].store, X.exchange_name(mesh)
-            assert wait_until(lambda s=store, n=name: s.get(R.CONFIG_MAP, "istio-system", n) is not None, 10)
+            assert wait_until(lambda s=store, n=name: n in names(s, R.CONFIG_MAP), 10), cluster
         # The root key never reaches a registered cluster.
         root_key = f.mgmt.store.get(R.SECRET, "meshrules-system", root)["data"]["tls.key"]  # type: ignore[index]
         for cluster in members:
