@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -251,20 +251,41 @@ def live_index(objects: Iterable[Mapping[str, Any]]) -> dict[ObjectKey, Mapping[
     return {ObjectKey.of(o): o for o in objects}
 
 
-def read_live(
-    cluster: Cluster,
+def live_kinds(
     desired: Sequence[Mapping[str, Any]] = (),
     patches: Sequence[Mapping[str, Any]] = (),
-) -> dict[ObjectKey, Mapping[str, Any]]:
-    """Every live object `plan_apply` needs: all objects of the emitted, patched and desired kinds."""
+) -> list[ApiResource]:
+    """The kinds `plan_apply` needs live objects of: the emitted and patched kinds, and every desired kind."""
     kinds: dict[tuple[str, str], ApiResource] = {(r.group, r.kind): r for r in (*R.EMITTED, *R.PATCHED)}
     for obj in (*desired, *patches):
         res = resource_of(obj)
         if res is not None:
             kinds.setdefault((res.group, res.kind), res)
+    return list(kinds.values())
+
+
+# A kind's objects from a cache, or None when the cache cannot vouch for them (not held, not synced).
+CachedKind = Callable[[ApiResource], list[Object] | None]
+
+
+def read_live(
+    cluster: Cluster,
+    desired: Sequence[Mapping[str, Any]] = (),
+    patches: Sequence[Mapping[str, Any]] = (),
+    *,
+    cached: CachedKind | None = None,
+) -> dict[ObjectKey, Mapping[str, Any]]:
+    """Every live object `plan_apply` needs: all objects of the emitted, patched and desired kinds.
+
+    With ``cached``, kinds a synced cache holds are taken from it instead of listed. That is safe
+    even when the cache lags: every write `execute` makes carries a precondition (create fails on
+    an existing object, update and delete on a changed resourceVersion), so a stale plan fails
+    with 409 instead of overwriting what it did not see.
+    """
     objects: list[Mapping[str, Any]] = []
-    for res in served_resources(cluster, kinds.values()):
-        objects.extend(cluster.list(res).items)
+    for res in served_resources(cluster, live_kinds(desired, patches)):
+        held = cached(res) if cached is not None else None
+        objects.extend(held if held is not None else cluster.list(res).items)
     return live_index(objects)
 
 

@@ -7,8 +7,9 @@ Threads and what they own:
 - the reconcile loop debounces bursts of changes (`debounce` quiet seconds, at most `max_delay`
   after the first), builds a `Scenario` from the caches, calls the injected `translate`, and
   hands each cluster's outputs to that cluster's worker;
-- one worker per registered cluster applies its outputs (plan against fresh reads, execute,
-  back-off on failure), and one for the management cluster writes discovery objects, policy
+- one worker per registered cluster applies its outputs (plan against that cluster's informer
+  cache — every write carries a precondition, so a lagging cache only costs a 409 and a fresh
+  read on the retry — execute, back-off on failure), and one for the management cluster writes discovery objects, policy
   statuses (`observedGeneration` = the generation translated) and each KubernetesCluster's
   status (its health, failures and back-off).
 
@@ -86,6 +87,8 @@ class Member:
     error: ClusterError | None = None
     desired: tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...], bool] | None = None
     unsettled: dict[ObjectKey, str] = field(default_factory=dict)
+    # After a failed write the next apply reads the cluster instead of trusting its cache.
+    read_fresh: bool = False
 
     def stop(self) -> None:
         """Stop its worker and informers."""
@@ -408,7 +411,11 @@ class Controller:
             if member.desired is None:
                 return Outcome()
             objects, patches, prune = member.desired
-            live = read_live(cluster, objects, patches)
+            # Planned from the informers' cache: no list per apply. A lagging cache costs a 409
+            # (every write has a precondition) and one fresh read on the retry, never a lost write.
+            cache = None if member.read_fresh or member.cache is None else member.cache.cached
+            member.read_fresh = False
+            live = read_live(cluster, objects, patches, cached=cache)
             plan = plan_apply(cluster.name, objects, live, patches=patches, owner=self.settings.namespace, prune=prune)
             plan = _skip_unsettled(plan, member.unsettled)
             result = execute(plan, cluster)
@@ -416,6 +423,7 @@ class Controller:
             for change in result.done:
                 outcome.writes[change.action.value] += 1
             outcome.errors.extend(err for _, err in result.failed)
+            member.read_fresh = bool(result.failed)
             for change in result.unsettled:
                 if change.desired is not None:
                     member.unsettled[change.key] = digest(change.desired)

@@ -127,6 +127,11 @@ class Informer:
             return [copy.deepcopy(o) for _, o in sorted(self._objects.items())]
 
     @property
+    def partial(self) -> bool:
+        """Whether it watches one namespace or a label selector rather than every object of its kind."""
+        return bool(self._namespace or self._selector)
+
+    @property
     def healthy(self) -> bool:
         """Whether the last list or watch succeeded."""
         return self.error is None
@@ -354,6 +359,19 @@ class ClusterCache:
             if wanted is None or key in wanted:
                 out.extend(informer.objects())
         return out
+
+    def cached(self, resource: ApiResource) -> list[Object] | None:
+        """The cached objects of one kind, or None unless its informer has listed and is healthy.
+
+        What an apply plans from instead of listing again (`read_live(cached=...)`); None sends
+        the caller to the API server for that kind.
+        """
+        informer = self._informers.get((resource.group, resource.kind))
+        if informer is None or not informer.synced.is_set() or informer.error is not None:
+            return None
+        if informer.partial:
+            return None  # objects outside its namespace or selector would look absent
+        return informer.objects()
 
     def health(self) -> ClusterError | None:
         """The first error of the cluster's discovery or informers, None when all are healthy."""

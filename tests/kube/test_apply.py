@@ -225,3 +225,37 @@ def test_a_diff_never_shows_secret_data() -> None:
     }
     diff = plan_apply("c1", [secret], {}).diff()
     assert "kubeconfig: <redacted" in diff and "dG9wLXNlY3JldC10b2tlbg" not in diff
+
+
+def test_a_plan_from_a_lagging_cache_fails_with_409_and_overwrites_nothing(
+    emulators: Emulators, tmp_path: Path
+) -> None:
+    """A cache that has not seen an object yet plans a create; the create's precondition stops it."""
+    users = dr("reviews", "users.example", labels={"team": "a"})
+    emu = seeded(emulators, service("reviews", {"app": "reviews"}), users)
+    cluster = connect(emu, tmp_path)
+    desired = [dr("reviews", "reviews.bookinfo.svc.cluster.local", labels=OWNED)]
+
+    def lagging(res: Any) -> list[dict[str, Any]] | None:
+        return [] if res.kind == "DestinationRule" else None
+
+    live = read_live(cluster, desired, cached=lagging)
+    plan = plan_apply(cluster.name, desired, live)
+    assert [c.action for c in plan.writes] == [Action.CREATE]
+    result = execute(plan, cluster)
+    assert [err.status for _, err in result.failed] == [409]  # type: ignore[attr-defined]
+    assert emu.store.get(R.ISTIO_DESTINATION_RULE, "bookinfo", "reviews")["spec"] == {"host": "users.example"}
+    # Read fresh, the same desired state is recognised as a user's object: reported, untouched.
+    plan = plan_apply(cluster.name, desired, read_live(cluster, desired))
+    assert plan.writes == () and [c.key.name for c in plan.reported] == ["reviews"]
+
+
+def test_kinds_a_cache_holds_are_not_listed(emulators: Emulators, tmp_path: Path) -> None:
+    emu = seeded(emulators, service("reviews", {"app": "reviews"}))
+    cluster = connect(emu, tmp_path)
+    held = {"DestinationRule": [], "VirtualService": []}
+    mark = emu.mark()
+    read_live(cluster, cached=lambda res: held.get(res.kind))
+    listed = {r.path.rsplit("/", 1)[-1] for r in emu.requests[mark:] if r.method == "GET" and not r.watch}
+    assert "destinationrules" not in listed and "virtualservices" not in listed
+    assert "services" in listed

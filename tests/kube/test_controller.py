@@ -38,11 +38,23 @@ def test_an_unchanged_reconcile_writes_nothing_and_a_policy_edit_is_translated(t
         assert wait_until(f.converged, 20)
         assert wait_until(lambda: all(m.worker is not None and m.worker.wait_idle(0) for m in ctl.members.values()), 5)
         marks = {n: e.mark() for n, e in f.remotes.items()}
+        runs = {n: m.worker.runs for n, m in ctl.members.items() if m.worker is not None}
         ctl.changed()
         assert wait_until(lambda: ctl.reconciles >= 2, 5)
-        for m in ctl.members.values():
-            assert m.worker is not None and m.worker.wait_idle(5)
+        # Each cluster's apply job ran again (and finished) before its requests are looked at.
+        for n, m in ctl.members.items():
+            assert m.worker is not None
+            assert wait_until(lambda m=m, n=n: m.worker.runs > runs[n] and m.worker.idle.is_set(), 5), n  # type: ignore[union-attr]
         assert all(f.remotes[n].writes(since=marks[n]) == [] for n in f.remotes)
+        # The apply planned from the informers' caches: no output kind was listed again.
+        plurals = {r.plural for r in R.EMITTED}
+        for name, emu in f.remotes.items():
+            relisted = [
+                r.path
+                for r in emu.requests[marks[name] :]
+                if r.method == "GET" and not r.watch and r.path.rsplit("/", 1)[-1] in plurals
+            ]
+            assert relisted == [], (name, relisted)
 
         f.mgmt.store.merge_patch(
             R.TRAFFIC_POLICY, "bookinfo", "ratings-timeout", {"spec": {"policy": {"requestTimeout": "7s"}}}, "kubectl"
