@@ -41,6 +41,14 @@ def register_command(
     ),
     region: str | None = typer.Option(None, "--region", help="Its region (default: read from its nodes)."),
     namespace: str = typer.Option(MANAGEMENT_NAMESPACE, "--namespace", help="The management namespace."),
+    mesh_namespace: list[str] = typer.Option(
+        [],
+        "--mesh-namespace",
+        help=(
+            "A mesh control-plane namespace to allow the CSR exchange in (repeatable; it must exist). "
+            "Added to istio-system, linkerd and the istiod / Linkerd control-plane namespaces found."
+        ),
+    ),
 ) -> None:
     """Create the service account, RBAC and kubeconfig Secret for a cluster, and its KubernetesCluster."""
     # Imported here: loading the kubernetes client costs every other command a tenth of a second.
@@ -57,6 +65,7 @@ def register_command(
         owner=namespace,
         cluster_domain=cluster_domain,
         region=region,
+        mesh_namespaces=mesh_namespace,
     )
     verb = "registered" if done.writes else "already registered (nothing changed)"
     print(f"cluster `{name}` {verb}", file=sys.stderr)

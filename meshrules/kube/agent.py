@@ -15,6 +15,12 @@ agent runs in the cluster whose mesh it serves, with a Role in the mesh namespac
   request); a refusal of a CSR that is *not* its own (the exchange was tampered with) → its own CSR
   is sent again.
 
+Then, for a root rotation (`report_state`): a ``bundle`` the management side asks for becomes the
+mesh's trust bundle (acknowledged in ``bundleWritten``) — never one that lacks the root the mesh
+issues from, which would cut the mesh off from its own workloads — and ``served`` is refreshed with
+what the mesh serves now (`LiveTrustCluster.reported_chain`). The management side cannot read the
+mesh's Secrets; these reports are what its rotation waits on.
+
 Every step looks at what is written before writing, so an agent stopped anywhere resumes on its
 next pass: the pending key survives in its Secret until the chain for it is installed, and an
 install that completed before the crash is recognised by the certificate in the mesh's CA Secret.
@@ -35,7 +41,17 @@ from meshrules.kube import exchange as X
 from meshrules.kube.cluster import FORBIDDEN, NOT_OWNED, Cluster
 from meshrules.kube.trust import LiveTrustCluster
 from meshrules.model.common import MANAGEMENT_NAMESPACE
-from meshrules.trust import IssuedChain, MeshIdentity, discard_pending, install_intermediate, prepare_intermediate
+from meshrules.trust import (
+    IssuedChain,
+    MeshIdentity,
+    bundle_fingerprints,
+    discard_pending,
+    install_intermediate,
+    issuer_root,
+    prepare_intermediate,
+    read_bundle,
+    write_bundle,
+)
 from meshrules.trust.objects import (
     PENDING_CSR,
     PENDING_KEY_SECRET,
@@ -67,6 +83,7 @@ class AgentAction(StrEnum):
     INSTALLED = "Installed"
     REFUSED = "Refused"
     FAILED = "Failed"
+    BUNDLE_WRITTEN = "BundleWritten"  # nothing to install; the trust bundle was changed as asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,9 @@ def agent_step(
             mesh_name = ex.name.removeprefix(X.PREFIX)
             try:
                 outcome = serve_request(cluster, trust, ex)
+                written = report_state(cluster, trust, namespace, mesh_name, owner)
+                if written and outcome.action in (AgentAction.IDLE, AgentAction.WAITING):
+                    outcome = AgentOutcome(mesh_name, namespace, AgentAction.BUNDLE_WRITTEN, written)
             except MeshrulesError as err:
                 log.warning("agent: mesh %s: %s", mesh_name, err.message)
                 outcome = AgentOutcome(mesh_name, namespace, AgentAction.FAILED, err.message)
@@ -187,6 +207,57 @@ def serve_request(cluster: Cluster, trust: LiveTrustCluster, ex: X.Exchange) -> 
     )
     log.info("agent: sent the CSR of mesh %s", mesh.name)
     return outcome(AgentAction.CSR_SENT)
+
+
+def report_state(cluster: Cluster, trust: LiveTrustCluster, namespace: str, mesh_name: str, owner: str) -> str:
+    """Write the bundle the management side asks for, and report what the mesh serves (one write at most).
+
+    Returns a one-line detail when the trust bundle was written, else "". Refused (`TrustError`)
+    when the asked-for bundle is empty or lacks the root the mesh issues from now.
+    """
+    ex = X.read_exchange(cluster, namespace, mesh_name, owner)  # fresh: `serve_request` may have written
+    mesh = ex.mesh if ex is not None else None
+    if ex is None or mesh is None or mesh.name != mesh_name or mesh.namespace != namespace:
+        return ""
+    changes: dict[str, str | None] = {}
+    detail = ""
+    wanted = ex.get(X.BUNDLE)
+    if wanted:
+        roots = split_bundle(wanted)
+        if not roots:
+            raise TrustError(
+                f"the trust bundle asked for mesh `{mesh.name}` holds no certificate",
+                code=AGENT_ERROR,
+                hint="the management side writes `bundle`; it is rewritten on its next pass",
+            )
+        current = read_bundle(trust, mesh)
+        issuing = issuer_root(trust, mesh, (*current, *roots))
+        fingerprints = bundle_fingerprints(wanted)
+        if issuing is not None and issuing not in fingerprints:
+            # INVARIANT: a mesh always trusts the root it issues from; the rotation removes a root
+            # only after every mesh issues from the new one, so this means the exchange is stale.
+            raise TrustError(
+                f"the trust bundle asked for mesh `{mesh.name}` lacks root `{issuing[:16]}…` the mesh issues from",
+                code=AGENT_ERROR,
+                hint="the mesh must first get an intermediate from a root of the new bundle",
+            )
+        if write_bundle(trust, mesh, roots):
+            detail = f"trust bundle is now {len(roots)} root(s)"
+            log.info("agent: mesh %s: %s", mesh.name, detail)
+        # Acknowledged only once the mesh's bundle is what was asked (an Istio mesh without
+        # `cacerts` has no bundle to write yet).
+        digest = X.bundle_digest(wanted)
+        if X.bundle_digest("".join(read_bundle(trust, mesh))) == digest and ex.get(X.BUNDLE_WRITTEN) != digest:
+            changes[X.BUNDLE_WRITTEN] = digest
+    elif ex.get(X.BUNDLE_WRITTEN):
+        changes[X.BUNDLE_WRITTEN] = None
+    served = trust.reported_chain(mesh)
+    text = X.served_text(served) if served is not None else None
+    if (text or "") != ex.get(X.SERVED):
+        changes[X.SERVED] = text
+    if changes:
+        X.replace_exchange(cluster, ex, ex.with_data(changes))
+    return detail
 
 
 def _issued_chain(ex: X.Exchange) -> IssuedChain:

@@ -8,6 +8,10 @@ without its on-disk discovery cache. Responses are JSON dicts with the API's cam
 
 Every call has a connect and a read timeout. Errors become `ClusterError`s naming the cluster and
 the object; kubeconfig contents and tokens are never put in a message or a log.
+
+Lists are read in pages (`limit` and `continue`, as client-go's pager does), so a large cluster
+never has to build, send and hold one huge response; every `Cluster.list` caller (informers,
+snapshot, apply's live read, registration) gets that for free.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from meshrules.kube.cluster import (
     ObjectList,
     Unreachable,
     WatchEvent,
+    WatchExpired,
     api_error,
     object_location,
 )
@@ -48,6 +53,9 @@ from meshrules.kube.resources import ApiResource, resource_of
 SERVED_TTL_SECONDS = 60.0
 # Connections kept per cluster: a controller holds one watch per input kind (about 25) plus writers.
 POOL_SIZE = 64
+# Items per list page: client-go's pager default. Large enough that most kinds fit in one request,
+# small enough that the API server serves a 50 000-Pod cluster without one giant response.
+LIST_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,7 @@ class KubeCluster:
         api_client.user_agent = f"meshrules/{__version__}" + (f" ({identity})" if identity else "")
         self._served: tuple[float, dict[tuple[str, str], str]] | None = None
         self.served_ttl = SERVED_TTL_SECONDS
+        self.page_size = LIST_PAGE_SIZE  # 0: one unpaginated list
         self._lock = threading.Lock()
 
     # --- construction --------------------------------------------------------------------------
@@ -198,11 +207,33 @@ class KubeCluster:
             raise
 
     def list(self, resource: ApiResource, namespace: str = "", label_selector: str = "") -> ObjectList:
-        """Every matching object, with the list's resourceVersion (list items get apiVersion and kind back)."""
-        query = [("labelSelector", label_selector)] if label_selector else []
-        body = self._json("GET", resource.path(namespace), query, verb="list", res=resource, ns=namespace)
-        items = tuple(_with_type(resource, item) for item in body.get("items") or ())
-        return ObjectList(items, str((body.get("metadata") or {}).get("resourceVersion", "")))
+        """Every matching object, with the list's resourceVersion (list items get apiVersion and kind back).
+
+        Read in pages of `page_size`. Should the snapshot the pages come from be compacted away
+        mid-list (410 on a `continue`), the list is read again in one request, as client-go's pager
+        falls back to a full list: a consistent answer matters more than the size of one response.
+        """
+        selector = [("labelSelector", label_selector)] if label_selector else []
+        limit = [("limit", str(self.page_size))] if self.page_size > 0 else []
+        items: builtins.list[Object] = []
+        resource_version = ""
+        token = ""
+        while True:
+            query = [*selector, *limit, *([("continue", token)] if token else [])]
+            try:
+                body = self._json("GET", resource.path(namespace), query, verb="list", res=resource, ns=namespace)
+            except WatchExpired:
+                if not token:
+                    raise
+                body = self._json("GET", resource.path(namespace), selector, verb="list", res=resource, ns=namespace)
+                return ObjectList(_items(resource, body), _list_rv(body))
+            items.extend(_items(resource, body))
+            # INVARIANT: every page of one list is read from the first page's snapshot and carries
+            # its resourceVersion; a watch from it misses nothing written during the paging.
+            resource_version = resource_version or _list_rv(body)
+            token = str((body.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return ObjectList(tuple(items), resource_version)
 
     def watch(
         self,
@@ -477,6 +508,14 @@ class KubeWatch:
                 response.response.release_conn()
         except (OSError, urllib3.exceptions.HTTPError):
             pass
+
+
+def _items(resource: ApiResource, body: Mapping[str, Any]) -> tuple[Object, ...]:
+    return tuple(_with_type(resource, item) for item in body.get("items") or ())
+
+
+def _list_rv(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion", ""))
 
 
 def _with_type(resource: ApiResource, obj: Object) -> Object:

@@ -35,6 +35,7 @@ from meshrules.errors import ClusterError, MeshrulesError
 from meshrules.kube import resources as R
 from meshrules.kube.apply import Action, ApplyPlan, ObjectKey, digest, execute, live_index, plan_apply, read_live
 from meshrules.kube.cluster import Cluster, Object
+from meshrules.kube.exchange import EXCHANGE_LABEL
 from meshrules.kube.fields import selector
 from meshrules.kube.informer import Backoff, ClusterCache
 from meshrules.kube.kubeconfig import KUBECONFIG_KEY, KUBECONFIG_SECRET_TYPE, secret_data
@@ -146,6 +147,10 @@ class Controller:
         self._last_change = 0.0
         self._last_health: dict[str, Any] = {}
         self._policies: list[Object] = []
+        # Set by the management job while a trust rotation runs: its waits need passes even when no
+        # event comes (the loop's health tick kicks the job, at most once per `health_interval`).
+        self._trust_rotating = False
+        self._trust_kicked = 0.0
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -352,6 +357,11 @@ class Controller:
 
     def _on_member_change(self, member: Member, resource: ApiResource, old: Object | None, new: Object | None) -> None:
         either = new if new is not None else old
+        if either is not None and _is_exchange(either, self.settings.namespace):
+            # A CSR, an install or a report in a CSR exchange: the management job answers it (and
+            # takes the next rotation step); nothing translation reads has changed.
+            self.management_worker.kick()
+            return
         if either is not None and self._is_output(either) and (old is None or self._is_output(old)):
             if member.worker is not None:
                 member.worker.kick()  # someone touched an output: re-check that cluster only
@@ -379,7 +389,10 @@ class Controller:
         with self._lock:
             changed = health != self._last_health
             self._last_health = health
-        if changed:
+        due = self._trust_rotating and time.monotonic() - self._trust_kicked >= self.settings.health_interval
+        if due:
+            self._trust_kicked = time.monotonic()
+        if changed or due:
             self.management_worker.kick()
 
     def cluster_statuses(self) -> dict[str, dict[str, Any]]:
@@ -436,7 +449,13 @@ class Controller:
         return job
 
     def _management_job(self, cluster: Cluster) -> Outcome:
-        """Publish discovery, write policy statuses and KubernetesCluster statuses (fresh reads)."""
+        """Publish discovery, run shared trust, write policy statuses and KubernetesCluster statuses (fresh reads).
+
+        Trust runs before the statuses are written: a VirtualMesh's `trust` block goes into the same
+        status write as its translated status (one server-side apply by one field manager: a
+        second apply would drop the first one's fields), and its saved rotation is read from the
+        VirtualMesh as listed here.
+        """
         outcome = Outcome()
         with self._lock:
             translation = self.translation
@@ -445,19 +464,28 @@ class Controller:
         ns = self.settings.namespace
         if translation is not None and translation.discovery is not None:
             self._publish_discovery(cluster, translation, members, outcome)
-        if translation is not None and translation.statuses:
+        if translation is not None and (translation.statuses or translation.discovery is not None):
             generations = {_ref(p): (p.get("metadata") or {}).get("generation") for p in policies}
             current = {_ref(p): p for res in served_resources(cluster, R.POLICIES) for p in cluster.list(res).items}
-            for ref, status in sorted(translation.statuses.items()):
+            trust: dict[str, dict[str, Any]] = {}
+            if translation.discovery is not None:
+                # Only VirtualMeshes whose status is written below: a step whose status is not saved
+                # would only be redone.
+                vmeshes = [o for r, o in sorted(current.items()) if r in generations and o.get("kind") == "VirtualMesh"]
+                trust = self._reconcile_trust(cluster, vmeshes, members, translation.discovery.meshes)
+            for ref in sorted(set(translation.statuses) | set(trust)):
                 live = current.get(ref)
                 if live is None or ref not in generations:
                     continue  # deleted since: nothing to report on
-                body = {"observedGeneration": generations[ref], **status}
+                translated = translation.statuses.get(ref)
+                body: dict[str, Any] = {}
+                if translated is not None:
+                    body = {"observedGeneration": generations[ref], **translated}
+                if ref in trust:
+                    body["trust"] = trust[ref]
                 if live.get("status") == body:
                     continue
                 self._write_status(cluster, live, body, outcome)
-        if translation is not None and translation.discovery is not None:
-            self._reconcile_trust(cluster, policies, members, translation.discovery.meshes)
         statuses = self.cluster_statuses()
         for obj in cluster.list(R.KUBERNETES_CLUSTER, ns).items:
             name = obj["metadata"]["name"]
@@ -466,13 +494,18 @@ class Controller:
         return outcome
 
     def _reconcile_trust(
-        self, management: Cluster, policies: list[Object], members: Mapping[str, Member], meshes: tuple[Mesh, ...]
-    ) -> None:
-        """Shared trust (spec §3.1, §8): roots on the management side; sign what the agents asked for."""
+        self,
+        management: Cluster,
+        vmeshes: list[Object],
+        members: Mapping[str, Member],
+        meshes: tuple[Mesh, ...],
+    ) -> dict[str, dict[str, Any]]:
+        """Shared trust (spec §3.1, §8): roots, rotation, signing; each VirtualMesh's `status.trust` by ref.
+
+        ``vmeshes`` are the VirtualMeshes as just read (their status holds the rotation to resume).
+        """
         virtual_meshes = []
-        for obj in policies:
-            if obj.get("kind") != "VirtualMesh":
-                continue
+        for obj in vmeshes:
             try:
                 vmesh = VirtualMesh.model_validate(obj)
             except ValueError:
@@ -480,16 +513,19 @@ class Controller:
             if vmesh.spec.trust is not None and vmesh.spec.trust.shared is not None:
                 virtual_meshes.append(vmesh)
         if not virtual_meshes:
-            return
+            self._trust_rotating = False
+            return {}
         clusters = {name: m.worker.cluster for name, m in members.items() if m.worker is not None}
         try:
-            outcomes = reconcile_trust(management, clusters, virtual_meshes, meshes, namespace=self.settings.namespace)
+            result = reconcile_trust(management, clusters, virtual_meshes, meshes, namespace=self.settings.namespace)
         except MeshrulesError as err:
             log.warning("trust: %s", err)
-            return
-        for outcome in outcomes:
+            return {}
+        for outcome in result.outcomes:
             if outcome.action in (SigningAction.FAILED, SigningAction.REFUSED):
                 log.warning("trust: %s in %s: %s %s", outcome.mesh, outcome.cluster, outcome.code, outcome.detail)
+        self._trust_rotating = result.rotating
+        return {ref: status.to_wire() for ref, status in result.statuses.items()}
 
     def _publish_discovery(
         self, cluster: Cluster, translation: Translation, members: Mapping[str, Member], outcome: Outcome
@@ -534,6 +570,12 @@ class Controller:
             outcome.errors.append(err)
             return
         outcome.writes["status"] += 1
+
+
+def _is_exchange(obj: Mapping[str, Any], owner: str) -> bool:
+    """Whether ``obj`` is a CSR exchange ConfigMap (`meshrules.kube.exchange`) of this management namespace."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return obj.get("kind") == "ConfigMap" and labels.get(EXCHANGE_LABEL) == "true" and labels.get(OWNER_LABEL) == owner
 
 
 def _ref(obj: Mapping[str, Any]) -> str:

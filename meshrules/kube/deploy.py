@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from meshrules import __version__
+from meshrules.emit.naming import OWNER_LABEL
 from meshrules.kube import rbac
-from meshrules.kube.registration import SERVICE_ACCOUNT as REMOTE_SERVICE_ACCOUNT
+from meshrules.kube.registration import EXCHANGE_ROLE, exchange_objects
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.crds import discovery_crds, policy_crds
 
@@ -25,11 +26,11 @@ IMAGE = f"ghcr.io/meshrules/meshrules:{__version__}"
 CONTROLLER = "meshrules-controller"
 AGENT = "meshrules-agent"
 CONTROLLER_TRUST = "meshrules-controller-trust"
-REMOTE_EXCHANGE = "meshrules-remote-csr-exchange"
+REMOTE_EXCHANGE = EXCHANGE_ROLE
 HEALTH_PORT = 8080
 PART_OF = {"app.kubernetes.io/part-of": "meshrules"}
 # The mesh namespaces the agent writes CA objects in (spec §4 Trust); one Role each.
-AGENT_NAMESPACES = ("istio-system", "linkerd")
+AGENT_NAMESPACES = rbac.MESH_NAMESPACES
 
 Object = dict[str, Any]
 
@@ -161,15 +162,9 @@ def manifests(namespace: str = MANAGEMENT_NAMESPACE) -> dict[str, list[Object]]:
         agent_rbac.append(_binding("RoleBinding", AGENT, mesh_ns, AGENT, namespace))
         # The management side answers CSRs in this namespace through the identity `cluster
         # register` creates; its ClusterRole cannot write ConfigMaps, this Role lets it write here only.
-        agent_rbac.append(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": _meta(REMOTE_EXCHANGE, mesh_ns),
-                "rules": rbac.remote_exchange_rules(),
-            }
-        )
-        agent_rbac.append(_binding("RoleBinding", REMOTE_EXCHANGE, mesh_ns, REMOTE_SERVICE_ACCOUNT, namespace))
+        # Registration creates the same objects: the owner label lets it adopt these (and
+        # deregistration remove them) rather than refuse them as a user's.
+        agent_rbac.extend(exchange_objects(mesh_ns, {**PART_OF, OWNER_LABEL: namespace}, namespace))
     agent = _with_tmp(
         _deployment(
             AGENT,

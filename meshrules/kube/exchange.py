@@ -10,6 +10,11 @@ its own keys:
 - the agent (`meshrules.kube.agent`) writes the CSR for the request's nonce and its *progress*
   (`CsrSent`, `Installed` with the installed root, `Refused`, `Failed`).
 
+For a root rotation (`meshrules.kube.rotation`) the management side also writes ``bundle``, the
+roots the mesh must trust; the agent makes it the mesh's trust bundle and acknowledges it
+(``bundleWritten``), and on every pass reports what the mesh *serves* (``served``): the management
+side cannot read the mesh's Secrets, so these two keys are all it knows of the mesh's CA state.
+
 Only public material crosses it: a CSR, certificates, fingerprints and messages. The intermediate
 key stays in the agent's Secret `meshrules-intermediate-key`, which the management side never reads.
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,7 +38,7 @@ from meshrules.errors import ClusterError, Location
 from meshrules.kube import resources as R
 from meshrules.kube.cluster import NOT_OWNED, Cluster, Object
 from meshrules.model.common import MANAGEMENT_NAMESPACE
-from meshrules.trust import MeshIdentity
+from meshrules.trust import MeshIdentity, ReportedChain, bundle_fingerprints
 from meshrules.trust.objects import OWNER_LABEL
 
 PREFIX = "meshrules-csr-"
@@ -48,6 +54,7 @@ CERTIFICATE = "certificate.pem"
 CHAIN = "chain.pem"  # certificates strictly between the intermediate and the root (often empty)
 ROOT_CERTIFICATE = "root.pem"
 REFUSED = "refused"  # `MR07xx: message` when the CSR was refused
+BUNDLE = "bundle"  # PEM roots the mesh must trust; absent: the bundle stays as install leaves it
 
 # Keys the agent writes.
 CSR = "csr.pem"
@@ -56,10 +63,14 @@ PHASE = "phase"
 INSTALLED_NONCE = "installedNonce"
 INSTALLED_ROOT = "installedRoot"
 MESSAGE = "message"
+BUNDLE_WRITTEN = "bundleWritten"  # `bundle_digest` of the `bundle` made the mesh's trust bundle
+SERVED = "served"  # JSON {"bundle": [fingerprints], "issuerRoot": fingerprint or null}: what the mesh serves
 
-MANAGEMENT_KEYS = (MESH, NONCE, ROOT, ANSWER_FOR, CERTIFICATE, CHAIN, ROOT_CERTIFICATE, REFUSED)
+MANAGEMENT_KEYS = (MESH, NONCE, ROOT, ANSWER_FOR, CERTIFICATE, CHAIN, ROOT_CERTIFICATE, REFUSED, BUNDLE)
 ANSWER_KEYS = (ANSWER_FOR, CERTIFICATE, CHAIN, ROOT_CERTIFICATE, REFUSED)
-AGENT_KEYS = (CSR, CSR_NONCE, PHASE, INSTALLED_NONCE, INSTALLED_ROOT, MESSAGE)
+AGENT_KEYS = (CSR, CSR_NONCE, PHASE, INSTALLED_NONCE, INSTALLED_ROOT, MESSAGE, BUNDLE_WRITTEN, SERVED)
+# 128 bits: request nonces only need to be unique per mesh, never secret.
+_NONCE_BYTES = 16
 
 
 class Phase(StrEnum):
@@ -80,6 +91,20 @@ def exchange_name(mesh_name: str) -> str:
 def csr_digest(csr_pem: str) -> str:
     """SHA-256 of a CSR's text: what an answer names, so it can never be mistaken for another CSR's."""
     return hashlib.sha256(csr_pem.strip().encode()).hexdigest()
+
+
+def bundle_digest(pem_text: str) -> str:
+    """What `bundleWritten` names: SHA-256 over the sorted root fingerprints of a bundle.
+
+    Over fingerprints rather than text, so whitespace or order never makes a written bundle look
+    different from the one asked for.
+    """
+    return hashlib.sha256(",".join(sorted(bundle_fingerprints(pem_text))).encode()).hexdigest()
+
+
+def served_text(chain: ReportedChain) -> str:
+    """The `served` value for what a mesh serves."""
+    return json.dumps({"bundle": sorted(chain.bundle), "issuerRoot": chain.issuer_root}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,34 @@ class Exchange:
     def installed(self) -> bool:
         """Whether the agent installed a chain for the current request."""
         return bool(self.get(NONCE)) and self.get(INSTALLED_NONCE) == self.get(NONCE)
+
+    @property
+    def served(self) -> ReportedChain | None:
+        """What the agent last reported the mesh serves (None: no report, or unreadable)."""
+        try:
+            wire = json.loads(self.get(SERVED))
+            issuer = wire.get("issuerRoot")
+            return ReportedChain(frozenset(str(f) for f in wire["bundle"]), str(issuer) if issuer else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @property
+    def issuing_root(self) -> str | None:
+        """The root the mesh issues from, by the agent's reports (None: not enrolled)."""
+        served = self.served
+        if served is not None and served.issuer_root:
+            return served.issuer_root
+        return self.get(INSTALLED_ROOT) or None
+
+    @property
+    def bundle_roots(self) -> frozenset[str]:
+        """Fingerprints of the roots the management side asks the mesh to trust (empty: none asked)."""
+        return bundle_fingerprints(self.get(BUNDLE)) if self.get(BUNDLE) else frozenset()
+
+    @property
+    def bundle_applied(self) -> bool:
+        """Whether the agent made the asked-for bundle the mesh's trust bundle."""
+        return bool(self.get(BUNDLE)) and self.get(BUNDLE_WRITTEN) == bundle_digest(self.get(BUNDLE))
 
     def with_data(self, changes: Mapping[str, str | None]) -> dict[str, str]:
         """The data with ``changes`` applied (None removes a key)."""
@@ -192,3 +245,32 @@ def replace_exchange(cluster: Cluster, exchange: Exchange, data: Mapping[str, st
         "data": dict(sorted(data.items())),
     }
     return Exchange.of(cluster.replace(obj))
+
+
+def open_request(
+    cluster: Cluster, ex: Exchange | None, mesh: MeshIdentity, root: str, owner: str = MANAGEMENT_NAMESPACE
+) -> Exchange:
+    """Ask the agent for a new intermediate of ``mesh`` from ``root``: a fresh nonce, any old answer dropped.
+
+    Dropping the answer matters: the agent must never install a chain meant for another request.
+    """
+    request = {
+        MESH: json.dumps(mesh.to_wire(), sort_keys=True),
+        NONCE: secrets.token_hex(_NONCE_BYTES),
+        ROOT: root,
+        PHASE: Phase.REQUESTED.value,
+    }
+    if ex is None:
+        return create_exchange(cluster, mesh.namespace, mesh.name, request, owner)
+    changes: dict[str, str | None] = {k: None for k in ANSWER_KEYS}
+    return replace_exchange(cluster, ex, ex.with_data({**changes, **request}))
+
+
+def withdraw_answer(cluster: Cluster, ex: Exchange) -> Exchange:
+    """Take back certificates the agent has not installed yet (their root is being rotated away)."""
+    return replace_exchange(cluster, ex, ex.with_data({k: None for k in ANSWER_KEYS}))
+
+
+def ask_bundle(cluster: Cluster, ex: Exchange, roots_pem: str) -> Exchange:
+    """Ask the agent to make ``roots_pem`` the mesh's trust bundle."""
+    return replace_exchange(cluster, ex, ex.with_data({BUNDLE: roots_pem}))

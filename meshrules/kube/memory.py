@@ -3,9 +3,9 @@
 It models what meshrules relies on, no more: resourceVersions and generations, optimistic
 concurrency (409), create/replace/merge-patch/server-side apply with `managedFields` (lists are
 atomic), the status subresource, deletion preconditions, namespace cascade, watch history with 410
-when compacted, label selectors, and the service-account token controller. `FakeCluster` serves
-it to unit tests in process; the test emulator (`tests/kube/emulator`) serves it over HTTP to the
-real kubernetes client.
+when compacted (the same history serves the past snapshots paginated lists read), label selectors,
+and the service-account token controller. `FakeCluster` serves it to unit tests in process; the
+test emulator (`tests/kube/emulator`) serves it over HTTP to the real kubernetes client.
 """
 
 from __future__ import annotations
@@ -168,6 +168,34 @@ class MemoryApiServer:
                 and (not label_selector or matches_selector(_labels(obj), label_selector))
             ]
             return items, str(self._rv)
+
+    def list_at(
+        self, res: ApiResource, resource_version: int, namespace: str = "", label_selector: str = ""
+    ) -> builtins.list[Object]:
+        """Matching objects as they were at ``resource_version``: the consistent snapshot etcd serves
+        the later pages of a paginated list from. Raises 410 once history no longer reaches back.
+        """
+        self._check_served(res)
+        kind = (res.group, res.kind)
+        with self._cond:
+            if resource_version < self._compacted.get(kind, 0):
+                raise StoreError(410, "Expired", f"too old resource version: {resource_version}")
+            state = {(ns, name): obj for (g, k, ns, name), obj in self._objects.items() if (g, k) == kind}
+            # Undo, newest first, every change made since: what was added goes, the rest comes back.
+            events = self._events.get(kind, [])
+            for ev in reversed(events[bisect.bisect_right(events, resource_version, key=lambda e: e.rv) :]):
+                meta = ev.object["metadata"]
+                key = (str(meta.get("namespace") or ""), str(meta["name"]))
+                if ev.type == "ADDED" or ev.previous is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = ev.previous
+            return [
+                self._out(res, obj)
+                for (ns, _), obj in sorted(state.items())
+                if (not namespace or ns == namespace)
+                and (not label_selector or matches_selector(_labels(obj), label_selector))
+            ]
 
     def wait_events(
         self,

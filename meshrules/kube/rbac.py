@@ -23,6 +23,9 @@ READ = ("get", "list", "watch")
 Rule = dict[str, Any]
 
 LINK_NAMESPACE = "linkerd-multicluster"
+# The namespaces the meshes' control planes run in by default (spec §4 Trust): `deploy/agent` gives
+# the agent a Role in each, and `cluster register` the management side its CSR-exchange Role.
+MESH_NAMESPACES = ("istio-system", "linkerd")
 
 
 def _rules(resources: Iterable[ApiResource], verbs: Iterable[str]) -> list[Rule]:
@@ -94,9 +97,12 @@ def controller_trust_rules() -> list[Rule]:
     Kept apart from `controller_namespace_rules` so the kubeconfig Secrets stay read-only there.
     """
     return [
-        # `meshrules-root-<vmesh>`: a generated root CA is created once and then only read (through
-        # the read rule of `controller_namespace_rules`); never updated, patched or deleted.
-        *_rules([R.SECRET], ("create",)),
+        # `meshrules-root-<vmesh>`: a generated root CA is created once, replaced by a new one when
+        # the VirtualMesh asks for a rotation (`update`, the previous one kept first in
+        # `meshrules-root-<vmesh>-previous`, which is `delete`d once the rotation is done). Reads
+        # come with the read rule of `controller_namespace_rules`; the code writes only Secrets
+        # carrying meshrules' owner label, never a kubeconfig Secret.
+        *_rules([R.SECRET], ("create", "update", "delete")),
     ]
 
 

@@ -2,9 +2,11 @@
 
 Registering cluster NAME creates, on the remote cluster, the namespace `meshrules-system` (unless
 it exists), a ServiceAccount, a least-privilege ClusterRole and its binding (`rbac`), a Role for
-Link credentials in `linkerd-multicluster` when that namespace exists, and a long-lived token
-Secret; then, on the management cluster, a kubeconfig built from that token (CA inlined) as Secret
-NAME of type `meshrules.io/kubeconfig`, and the KubernetesCluster NAME. Every object carries
+Link credentials in `linkerd-multicluster` when that namespace exists, the CSR-exchange Role and
+its binding in each mesh namespace that exists (`exchange_namespaces`: the same two objects
+`deploy/agent` renders, from `exchange_objects`), and a long-lived token Secret; then, on the
+management cluster, a kubeconfig built from that token (CA inlined) as Secret NAME of type
+`meshrules.io/kubeconfig`, and the KubernetesCluster NAME. Every object carries
 `meshrules.io/owner` and `meshrules.io/cluster: NAME`; all of it goes through the apply planner,
 so registering twice writes nothing and an existing object meshrules does not own stops
 registration instead of being taken over.
@@ -21,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshrules.discovery.istio import ISTIOD
+from meshrules.discovery.linkerd import CONTROL_PLANE_LABEL
 from meshrules.emit.naming import OWNER_LABEL
 from meshrules.errors import ClusterError, Location, UsageError
 from meshrules.kube import resources as R
@@ -35,7 +39,13 @@ from meshrules.kube.kubeconfig import (
     secret_data,
 )
 from meshrules.kube.live import served_resources
-from meshrules.kube.rbac import LINK_NAMESPACE, link_secret_rules, remote_cluster_rules
+from meshrules.kube.rbac import (
+    LINK_NAMESPACE,
+    MESH_NAMESPACES,
+    link_secret_rules,
+    remote_cluster_rules,
+    remote_exchange_rules,
+)
 from meshrules.kube.resources import ApiResource, resource_of
 from meshrules.model.common import MANAGEMENT_NAMESPACE, is_dns1123_label
 from meshrules.model.discovery import CLUSTER_LABEL
@@ -43,9 +53,15 @@ from meshrules.model.discovery import CLUSTER_LABEL
 REMOTE_NAMESPACE = MANAGEMENT_NAMESPACE
 SERVICE_ACCOUNT = "meshrules-remote"
 TOKEN_SECRET = "meshrules-remote-token"
+# The management side's Role for the CSR exchange in each mesh namespace (`exchange_objects`).
+EXCHANGE_ROLE = "meshrules-remote-csr-exchange"
 TOKEN_NOT_ISSUED = "MR0808"
 NOT_REGISTERED = "MR0809"
 BAD_NAME = "MR0811"
+NO_MESH_NAMESPACE = "MR0813"
+# Istio's charts and istioctl label every istiod Deployment (any revision) `app: istiod`: one
+# filtered list finds the control planes outside `istio-system` without reading every Deployment.
+ISTIOD_SELECTOR = f"app={ISTIOD}"
 # A token controller fills a new token Secret within a second or two; 30 s covers a busy cluster.
 TOKEN_WAIT_SECONDS = 30.0
 # Removal order on deregistration: outputs first, the identity that wrote them last.
@@ -98,8 +114,17 @@ def labels(name: str, owner: str) -> dict[str, str]:
     return {OWNER_LABEL: owner, CLUSTER_LABEL: name}
 
 
-def remote_objects(name: str, *, owner: str = MANAGEMENT_NAMESPACE, link_namespace: bool = False) -> list[Object]:
-    """The objects registration wants on the remote cluster (the namespace is added by `register` when absent)."""
+def remote_objects(
+    name: str,
+    *,
+    owner: str = MANAGEMENT_NAMESPACE,
+    link_namespace: bool = False,
+    mesh_namespaces: Sequence[str] = (),
+) -> list[Object]:
+    """The objects registration wants on the remote cluster (the namespace is added by `register` when absent).
+
+    ``mesh_namespaces`` get the CSR-exchange Role and binding (`exchange_objects`); they must exist.
+    """
     lab = labels(name, owner)
     role = f"meshrules-remote-{owner}"
     subject = [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": REMOTE_NAMESPACE}]
@@ -127,7 +152,59 @@ def remote_objects(name: str, *, owner: str = MANAGEMENT_NAMESPACE, link_namespa
                 "subjects": subject,
             },
         ]
+    for namespace in mesh_namespaces:
+        objects += exchange_objects(namespace, lab)
     return objects
+
+
+def exchange_objects(
+    mesh_namespace: str, labels_: Mapping[str, str], account_namespace: str = REMOTE_NAMESPACE
+) -> list[Object]:
+    """Role `meshrules-remote-csr-exchange` in ``mesh_namespace`` and its RoleBinding to `meshrules-remote`.
+
+    The management side's end of the CSR exchange (`rbac.remote_exchange_rules`). `deploy/agent`
+    renders these same objects (its labels aside) so that either can create them first: it labels
+    them `meshrules.io/owner`, so registering after `kubectl apply -k deploy/agent` adopts them
+    instead of refusing them as a user's.
+    """
+    return [
+        {**_obj(R.ROLE, EXCHANGE_ROLE, mesh_namespace, labels_), "rules": remote_exchange_rules()},
+        {
+            **_obj(R.ROLE_BINDING, EXCHANGE_ROLE, mesh_namespace, labels_),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": EXCHANGE_ROLE},
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": account_namespace}],
+        },
+    ]
+
+
+def exchange_namespaces(remote: Cluster, requested: Sequence[str] = ()) -> tuple[str, ...]:
+    """The mesh namespaces of ``remote`` the management side needs its CSR-exchange Role in, sorted.
+
+    The management side writes a mesh's exchange in the mesh's control-plane namespace (as
+    discovery finds it), so: `istio-system` and `linkerd` when they exist, the namespaces of
+    istiod Deployments (label `app: istiod`) and of Linkerd control planes (namespace label
+    `linkerd.io/is-control-plane: "true"`) — two filtered lists — and every ``requested`` one,
+    which must exist (a typo would otherwise leave a mesh without its Role, silently).
+    """
+    missing = [ns for ns in requested if not is_dns1123_label(ns) or remote.get(R.NAMESPACE, ns) is None]
+    if missing:
+        names = ", ".join(f"`{ns}`" for ns in missing)
+        one = len(missing) == 1
+        raise UsageError(
+            f"mesh namespace {names} does not exist" if one else f"mesh namespaces {names} do not exist",
+            code=NO_MESH_NAMESPACE,
+            location=Location(cluster=remote.name, kind="Namespace" if one else "", name=missing[0] if one else ""),
+            hint="install the mesh first, or leave `--mesh-namespace` out; registering again later adds the Role",
+        )
+    found = set(requested)
+    found |= {ns for ns in MESH_NAMESPACES if remote.get(R.NAMESPACE, ns) is not None}
+    for deployment in remote.list(R.DEPLOYMENT, "", ISTIOD_SELECTOR).items:
+        meta = deployment["metadata"]
+        # The name rule discovery uses (`istiod` or `istiod-<revision>`), not just the label.
+        if meta["name"] == ISTIOD or str(meta["name"]).startswith(f"{ISTIOD}-"):
+            found.add(str(meta["namespace"]))
+    found |= {str(ns["metadata"]["name"]) for ns in remote.list(R.NAMESPACE, "", f"{CONTROL_PLANE_LABEL}=true").items}
+    return tuple(sorted(found))
 
 
 def management_objects(
@@ -166,16 +243,19 @@ def register(
     cluster_domain: str | None = None,
     region: str | None = None,
     token_wait: float = TOKEN_WAIT_SECONDS,
+    mesh_namespaces: Sequence[str] = (),
 ) -> Registration:
     """Register ``remote`` as cluster ``name`` in ``management``; idempotent.
 
     ``server`` is the URL the management plane reaches the remote API server at; ``ca_pem`` the CA
-    to trust when the token Secret carries none.
+    to trust when the token Secret carries none; ``mesh_namespaces`` mesh namespaces beyond those
+    `exchange_namespaces` finds (each must exist).
     """
     check_name(name)
     writes = 0
     has_link_ns = remote.get(R.NAMESPACE, LINK_NAMESPACE) is not None
-    wanted = remote_objects(name, owner=owner, link_namespace=has_link_ns)
+    meshes = exchange_namespaces(remote, mesh_namespaces)
+    wanted = remote_objects(name, owner=owner, link_namespace=has_link_ns, mesh_namespaces=meshes)
     if remote.get(R.NAMESPACE, REMOTE_NAMESPACE) is None:
         wanted.insert(0, _obj(R.NAMESPACE, REMOTE_NAMESPACE, "", labels(name, owner)))
     writes += _ensure(remote, wanted, owner)

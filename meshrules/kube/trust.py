@@ -27,9 +27,9 @@ from meshrules.kube.apply import with_owner
 from meshrules.kube.cluster import NOT_OWNED, Cluster
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.discovery import MeshType
-from meshrules.trust import ConfigMapObject, MeshIdentity, ReportedChain, SecretObject, bundle_fingerprints
+from meshrules.trust import ConfigMapObject, MeshIdentity, ReportedChain, SecretObject, bundle_fingerprints, read_bundle
 from meshrules.trust import issuer_root as written_issuer_root
-from meshrules.trust.objects import ISTIO_ROOT_CERT, LINKERD_BUNDLE, LINKERD_TRUST_ROOTS
+from meshrules.trust.objects import ISTIO_ROOT_CERT, LINKERD_BUNDLE, LINKERD_TRUST_ROOTS, split_bundle
 
 # istiod copies its root certificate into this ConfigMap in every namespace (key `root-cert.pem`).
 ISTIO_PUBLISHED_ROOTS = "istio-ca-root-cert"
@@ -90,7 +90,9 @@ class LiveTrustCluster:
             text = published.data.get(LINKERD_BUNDLE, "") if published else ""
         if not text:
             return None
-        return ReportedChain(bundle=bundle_fingerprints(text), issuer_root=written_issuer_root(self, mesh))
+        # The roots to walk the issuer up to: Linkerd's `crt.pem` stops below the root.
+        roots = (*split_bundle(text), *read_bundle(self, mesh))
+        return ReportedChain(bundle=bundle_fingerprints(text), issuer_root=written_issuer_root(self, mesh, roots))
 
     def _check_owned(self, res: R.ApiResource, namespace: str, name: str) -> Mapping[str, Any] | None:
         current = self.cluster.get(res, name, namespace)

@@ -37,12 +37,15 @@ from meshrules.trust.fake import FakeCluster
 from meshrules.trust.keys import KeyType
 from meshrules.trust.mesh import IssuerScheme, MeshIdentity
 from meshrules.trust.objects import ConfigMapObject, SecretObject, ca_objects
+from meshrules.trust.pem import Validity, certificate_validity
 from meshrules.trust.rotation import (
+    PhaseRecord,
     RotationPhase,
     RotationScope,
     RotationStatus,
     advance_rotation,
     enroll_mesh,
+    next_phase,
     rollback_rotation,
     run_rotation,
     start_rotation,
@@ -66,6 +69,7 @@ __all__ = [
     "KeyType",
     "MeshIdentity",
     "MeshTrustInput",
+    "PhaseRecord",
     "ReportedChain",
     "RootSettings",
     "RotationPhase",
@@ -76,11 +80,13 @@ __all__ = [
     "TrustCluster",
     "TrustMode",
     "TrustReport",
+    "Validity",
     "VirtualMeshTrustInput",
     "advance_rotation",
     "bundle_fingerprints",
     "bundles_overlap",
     "ca_objects",
+    "certificate_validity",
     "check_csr",
     "create_intermediate_request",
     "discard_pending",
@@ -90,6 +96,7 @@ __all__ = [
     "install_intermediate",
     "issuer_root",
     "mesh_trust_input",
+    "next_phase",
     "prepare_intermediate",
     "read_bundle",
     "rollback_rotation",

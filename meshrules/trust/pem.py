@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -110,6 +112,33 @@ def dedupe(certs: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
             seen.add(fp)
             out.append(cert)
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """When a certificate is valid: ``not_before`` to ``not_after`` (UTC)."""
+
+    not_before: datetime
+    not_after: datetime
+
+    @property
+    def lifetime(self) -> float:
+        """The whole validity period, in seconds."""
+        return (self.not_after - self.not_before).total_seconds()
+
+    def remaining(self, now: datetime) -> float:
+        """Seconds left at ``now`` (negative once expired)."""
+        return (self.not_after - now).total_seconds()
+
+    def renewal_due(self, now: datetime, fraction: float) -> bool:
+        """Whether less than ``fraction`` of the lifetime is left at ``now``."""
+        return self.remaining(now) < self.lifetime * fraction
+
+
+def certificate_validity(text: str | bytes, what: str = "certificate") -> Validity:
+    """The validity of the first certificate of a PEM text (public data; refused with MR0701 when unreadable)."""
+    cert = load_certificates(text, what)[0]
+    return Validity(cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 def subject_alt_names(cert_or_csr: x509.Certificate | x509.CertificateSigningRequest) -> tuple[str, ...]:

@@ -63,7 +63,7 @@ _ORDER = tuple(RotationPhase)
 # INVARIANT: until the old root leaves a bundle, every mesh still trusts it, so pointing the
 # machine back at it is as safe as going forward.
 REVERSIBLE_PHASES = frozenset(_ORDER[: _ORDER.index(RotationPhase.REMOVING_OLD_ROOT)])
-_WAITS = frozenset(
+WAITING_PHASES = frozenset(
     {RotationPhase.WAITING_FOR_BUNDLES, RotationPhase.WAITING_FOR_CHAINS, RotationPhase.WAITING_FOR_REMOVAL}
 )
 
@@ -243,16 +243,16 @@ def advance_rotation(status: RotationStatus, scope: RotationScope, *, now: datet
     phase = status.phase
     if phase is RotationPhase.DONE:
         return status
-    if phase in _WAITS:
+    if phase in WAITING_PHASES:
         waiting = tuple(name for name in status.meshes if not _caught_up(phase, status, scope, scope.mesh(name)))
         if waiting:
             return status if waiting == status.waiting_on else status.model_copy(update={"waiting_on": waiting})
-        return _next_phase(status, now)
+        return next_phase(status, now)
     if status.pending:
         mesh = scope.mesh(status.pending[0])
         _act(phase, status, scope, mesh, now)
         status = status.model_copy(update={"pending": status.pending[1:]})
-    return status if status.pending else _next_phase(status, now)
+    return status if status.pending else next_phase(status, now)
 
 
 def run_rotation(
@@ -277,18 +277,23 @@ def run_rotation(
         status = nxt
         if on_step is not None:
             on_step(status)
-        if status.waiting_on and status.phase in _WAITS:
+        if status.waiting_on and status.phase in WAITING_PHASES:
             break
     return status
 
 
-def _next_phase(status: RotationStatus, now: datetime) -> RotationStatus:
+def next_phase(status: RotationStatus, now: datetime) -> RotationStatus:
+    """The status of the phase after ``status``'s, with the finished phase in the history.
+
+    Shared with the live driver (`meshrules.kube.rotation`), which runs the same phases through
+    the CSR exchange.
+    """
     nxt = _ORDER[_ORDER.index(status.phase) + 1]
     log.info("trust rotation: %s done, now %s", status.phase.value, nxt.value)
     return status.model_copy(
         update={
             "phase": nxt,
-            "pending": () if nxt in _WAITS or nxt is RotationPhase.DONE else status.meshes,
+            "pending": () if nxt in WAITING_PHASES or nxt is RotationPhase.DONE else status.meshes,
             "waiting_on": (),
             "history": (*status.history, PhaseRecord(phase=status.phase, to_root=status.to_root, completed_at=now)),
         }

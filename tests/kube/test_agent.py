@@ -353,7 +353,7 @@ def test_reconcile_trust_generates_the_root_once_and_enrolls_the_members() -> No
     )
 
     def run() -> list[SigningAction]:
-        return [o.action for o in reconcile_trust(management, {"cluster-1": remote}, [vmesh], [mesh])]
+        return [o.action for o in reconcile_trust(management, {"cluster-1": remote}, [vmesh], [mesh]).outcomes]
 
     assert run() == [SigningAction.REQUESTED]
     secret = management.get(R.SECRET, root_secret_name("global"), "meshrules-system")
@@ -446,11 +446,14 @@ def test_a_namespace_without_a_role_and_a_failing_write_do_not_stop_the_agent(fl
     assert {o.mesh: o.action for o in fleet.sign()}[ISTIO.name] is SigningAction.SIGNED
 
 
-def test_the_exchange_rbac_grants_configmaps_to_the_management_side_and_one_secret_verb_to_the_controller() -> None:
+def test_the_exchange_rbac_grants_configmaps_to_the_management_side_and_root_secrets_to_the_controller() -> None:
     assert rbac.remote_exchange_rules() == [
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "update"]}
     ]
-    assert rbac.controller_trust_rules() == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    # Secrets: create a generated root, replace it on a rotation, delete the kept previous root.
+    assert rbac.controller_trust_rules() == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete", "update"]}
+    ]
     (agent_cm,) = [r for r in rbac.agent_namespace_rules() if "configmaps" in r["resources"]]
     assert "list" in agent_cm["verbs"] and "delete" not in agent_cm["verbs"]
     # deploy/agent binds the exchange Role to the identity `cluster register` creates.

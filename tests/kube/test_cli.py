@@ -60,6 +60,19 @@ def test_cluster_register_list_deregister(kubeconfig: tuple[Path, Emulator, Emul
     assert mgmt.store.objects(R.KUBERNETES_CLUSTER) == []
 
 
+def test_cluster_register_mesh_namespace(kubeconfig: tuple[Path, Emulator, Emulator]) -> None:
+    file, _, remote = kubeconfig
+    args = ("cluster", "register", "cluster-1", "--remote-context", "c1", "--kubeconfig", file)
+    code, _, err = run(*args, "--mesh-namespace", "istio-canary")
+    assert code == 2 and "cluster-1: Namespace istio-canary: mesh namespace `istio-canary` does not exist" in err
+    remote.seed([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-canary"}}])
+    code, out, err = run(*args, "--mesh-namespace", "istio-canary", "--mesh-namespace", "istio-system")
+    assert code == 0, err
+    for ns in ("istio-canary", "istio-system"):
+        assert f"cluster-1: Role {ns}/meshrules-remote-csr-exchange" in out
+        assert f"cluster-1: RoleBinding {ns}/meshrules-remote-csr-exchange" in out
+
+
 def test_deregister_with_the_stored_kubeconfig_reports_what_it_could_not_remove(
     kubeconfig: tuple[Path, Emulator, Emulator],
 ) -> None:

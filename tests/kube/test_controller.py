@@ -214,3 +214,71 @@ def test_the_leader_creates_the_shared_root_and_opens_a_csr_request_per_member(t
         root_key = f.mgmt.store.get(R.SECRET, "meshrules-system", root)["data"]["tls.key"]  # type: ignore[index]
         for cluster in members:
             assert all(root_key not in str(o.get("data")) for o in f.remotes[cluster].store.objects(R.SECRET))
+
+
+def test_the_virtual_mesh_status_carries_trust_and_a_rotation_runs_through_the_controller(tmp_path: Path) -> None:
+    """Agents answer the controller's requests; the VirtualMesh's status gets a `trust` block beside
+    its translated status (one status write), and a `meshrules.io/rotate-root` annotation rotates
+    the generated root through every phase — the controller driven by exchange changes and its
+    health tick, istiod publishing the new bundles as it would (docs/trust.md, "Live")."""
+    import base64
+
+    from meshrules.kube.agent import agent_step
+    from meshrules.kube.memory import StoreError
+    from meshrules.kube.signing import ROTATE_ROOT_ANNOTATION
+
+    from .conftest import connect
+
+    with fleet(tmp_path, clusters=("cluster-1", "cluster-2")) as f:
+        f.controller()
+        agents = {name: connect(emu, tmp_path, identity="agent") for name, emu in f.remotes.items()}
+
+        def istiod(name: str) -> None:
+            """Copy `root-cert.pem` of `cacerts` into `istio-ca-root-cert`, as istiod does."""
+            store = f.remotes[name].store
+            try:
+                roots = base64.b64decode(store.get(R.SECRET, "istio-system", "cacerts")["data"]["root-cert.pem"])
+            except StoreError:
+                return
+            try:
+                published = store.get(R.CONFIG_MAP, "istio-system", "istio-ca-root-cert")
+            except StoreError:
+                meta = {"name": "istio-ca-root-cert", "namespace": "istio-system"}
+                store.create(R.CONFIG_MAP, "istio-system", {"metadata": meta, "data": {}}, "istiod")
+                published = store.get(R.CONFIG_MAP, "istio-system", "istio-ca-root-cert")
+            if published["data"].get("root-cert.pem") != roots.decode():
+                published["data"] = {"root-cert.pem": roots.decode()}
+                store.replace(R.CONFIG_MAP, "istio-system", "istio-ca-root-cert", published, "istiod")
+
+        def trust() -> dict[str, Any]:
+            """One pass of each agent and istiod, then the VirtualMesh's `status.trust`."""
+            for name, agent in agents.items():
+                agent_step(agent, namespaces=("istio-system",))
+                istiod(name)
+            vmesh = f.mgmt.store.get(R.VIRTUAL_MESH, "meshrules-system", "bookinfo")
+            return dict((vmesh.get("status") or {}).get("trust") or {})
+
+        def installed() -> bool:
+            meshes = trust().get("meshes") or []
+            return len(meshes) == 2 and all(m["action"] == "Installed" for m in meshes)
+
+        assert wait_until(installed, 20), trust()
+        status = f.mgmt.store.get(R.VIRTUAL_MESH, "meshrules-system", "bookinfo")["status"]
+        assert status["state"] == "ACCEPTED" and status["observedGeneration"] == 1  # the translated part stays
+        old = status["trust"]["rootFingerprint"]
+        for member in status["trust"]["meshes"]:
+            assert member["issuingRoot"] == old and member["expires"] and member["cluster"] in f.remotes
+
+        patch = {"metadata": {"annotations": {ROTATE_ROOT_ANNOTATION: "2026-q3"}}}
+        f.mgmt.store.merge_patch(R.VIRTUAL_MESH, "meshrules-system", "bookinfo", patch, "kubectl")
+        assert wait_until(lambda: (trust().get("rotation") or {}).get("phase") == "DONE", 30), trust()
+        done = trust()
+        new = done["rotation"]["toRoot"]
+        assert done["rotation"]["fromRoot"] == old and new != old and done["rootFingerprint"] == new
+        assert done["rotateRoot"] == {"value": "2026-q3", "outcome": "Rotated"}
+        assert wait_until(lambda: all(m["issuingRoot"] == new for m in trust()["meshes"]), 5)
+        assert wait_until(lambda: f.converged(), 10)  # the rest of the status is still the translation's
+        # The controller rotated without ever asking a registered cluster for a Secret.
+        for emu in f.remotes.values():
+            paths = [r.path for r in emu.requests if "(replica-a)" in r.user_agent]
+            assert paths and not [p for p in paths if "/secrets" in p]

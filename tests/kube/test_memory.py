@@ -10,7 +10,7 @@ from meshrules.kube import resources as R
 from meshrules.kube.cluster import ConflictError, WatchExpired
 from meshrules.kube.fake import FakeCluster
 from meshrules.kube.fields import from_fields_v1, leaf_paths, managed_paths, matches_selector, to_fields_v1
-from meshrules.kube.memory import MemoryApiServer
+from meshrules.kube.memory import MemoryApiServer, StoreError
 
 
 def config_map(data: dict[str, str], labels: dict[str, str] | None = None, **meta: str) -> dict[str, object]:
@@ -190,3 +190,21 @@ def test_the_token_controller_fills_service_account_token_secrets(fake: FakeClus
     fake.delete(R.SERVICE_ACCOUNT, "sa", "default")
     assert fake.get(R.SECRET, "t", "default") is None
     assert not fake.server.tokens
+
+
+def test_a_past_snapshot_undoes_every_later_change_until_compacted() -> None:
+    server = MemoryApiServer(history=4)
+    server.create(R.NAMESPACE, "", {"metadata": {"name": "default"}}, "t")
+    for name in ("a", "b", "c"):
+        server.create(R.CONFIG_MAP, "default", config_map({"v": "1"}, name=name), "t")
+    then, rv = server.list(R.CONFIG_MAP)
+    server.replace(R.CONFIG_MAP, "default", "a", {**then[0], "data": {"v": "2"}}, "t")
+    server.delete(R.CONFIG_MAP, "default", "b")
+    server.create(R.CONFIG_MAP, "default", config_map({"v": "1"}, name="d"), "t")
+    assert server.list_at(R.CONFIG_MAP, int(rv)) == then
+    assert [o["metadata"]["name"] for o in server.list_at(R.CONFIG_MAP, int(rv), label_selector="x=y")] == []
+    for i in range(6):
+        server.create(R.CONFIG_MAP, "default", config_map({}, name=f"more-{i}"), "t")
+    with pytest.raises(StoreError) as err:
+        server.list_at(R.CONFIG_MAP, int(rv))
+    assert err.value.status == 410

@@ -12,7 +12,9 @@ from meshrules.errors import ClusterError, UsageError
 from meshrules.kube import resources as R
 from meshrules.kube.apply import apply_outputs
 from meshrules.kube.client import KubeCluster
+from meshrules.kube.deploy import manifests
 from meshrules.kube.registration import deregister, list_clusters, register, registered_kubeconfig
+from meshrules.model.discovery import CLUSTER_LABEL
 
 from .conftest import FAST, Emulators, connect
 from .emulator import Emulator
@@ -32,7 +34,7 @@ def namespace(name: str) -> dict[str, Any]:
 @pytest.fixture
 def clusters(emulators: Emulators) -> tuple[Emulator, Emulator]:
     remote = emulators("cluster-1", tls=True)
-    remote.seed([namespace("bookinfo"), namespace("linkerd-multicluster")])
+    remote.seed([namespace("bookinfo"), namespace("linkerd-multicluster"), namespace("istio-system")])
     mgmt = emulators("mgmt")
     mgmt.seed([namespace("meshrules-system")])
     return remote, mgmt
@@ -55,12 +57,15 @@ def test_register_then_deregister_leaves_exactly_the_expected_objects(
         ("ClusterRoleBinding", "", "meshrules-remote-meshrules-system"),
         ("Role", "linkerd-multicluster", "meshrules-remote-meshrules-system"),
         ("RoleBinding", "linkerd-multicluster", "meshrules-remote-meshrules-system"),
+        # The CSR exchange in the mesh namespace that exists (`linkerd` does not).
+        ("Role", "istio-system", "meshrules-remote-csr-exchange"),
+        ("RoleBinding", "istio-system", "meshrules-remote-csr-exchange"),
     }
     assert inventory(mgmt_emu) - mgmt_before == {
         ("Secret", "meshrules-system", "cluster-1"),
         ("KubernetesCluster", "meshrules-system", "cluster-1"),
     }
-    assert done.writes == 9
+    assert done.writes == 11
     (row,) = list_clusters(mgmt)
     assert (row.name, row.secret_name, row.has_secret, row.region) == ("cluster-1", "cluster-1", True, "us-east1")
 
@@ -107,6 +112,116 @@ def test_register_then_deregister_leaves_exactly_the_expected_objects(
     service = remote.get(R.SERVICE, "reviews", "bookinfo")
     assert service is not None and service["metadata"]["labels"] == {"app": "reviews"}
     assert list_clusters(mgmt) == []
+
+
+def exchange_roles(emu: Emulator) -> set[Key]:
+    """The CSR-exchange Roles and RoleBindings of the emulated cluster."""
+    return {k for k in inventory(emu) if k[0] in ("Role", "RoleBinding") and k[2] == "meshrules-remote-csr-exchange"}
+
+
+def test_the_exchange_roles_are_the_objects_deploy_agent_renders(
+    clusters: tuple[Emulator, Emulator], tmp_path: Path
+) -> None:
+    remote_emu, mgmt_emu = clusters
+    remote_emu.seed([namespace("linkerd")])
+    register("cluster-1", connect(remote_emu, tmp_path), connect(mgmt_emu, tmp_path), server=remote_emu.url)
+
+    def essence(obj: dict[str, Any]) -> dict[str, Any]:
+        # Everything but the labels (registration's name the cluster; deploy's the app) and server fields.
+        meta = obj["metadata"]
+        body = {k: v for k, v in obj.items() if k in ("apiVersion", "kind", "rules", "roleRef", "subjects")}
+        return {**body, "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+
+    rendered = [
+        essence(o) for o in manifests()["agent/rbac.yaml"] if o["metadata"]["name"] == "meshrules-remote-csr-exchange"
+    ]
+    live = [
+        essence(o)
+        for o in remote_emu.store.objects()
+        if o["kind"] in ("Role", "RoleBinding") and o["metadata"]["name"] == "meshrules-remote-csr-exchange"
+    ]
+    assert len(rendered) == 4
+    key = lambda o: (o["kind"], o["metadata"]["namespace"])  # noqa: E731
+    assert sorted(live, key=key) == sorted(rendered, key=key)
+
+
+def test_control_plane_and_requested_namespaces_get_the_exchange_role(
+    clusters: tuple[Emulator, Emulator], tmp_path: Path
+) -> None:
+    remote_emu, mgmt_emu = clusters
+    remote_emu.seed(
+        [
+            # An istiod revision outside istio-system; a Linkerd control plane outside `linkerd`.
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "istiod-canary", "namespace": "istio-canary", "labels": {"app": "istiod"}},
+                "spec": {},
+            },
+            # Labelled like istiod but not named like it: discovery would not call it a mesh either.
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "sidecar", "namespace": "bookinfo", "labels": {"app": "istiod"}},
+                "spec": {},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "linkerd-edge", "labels": {"linkerd.io/is-control-plane": "true"}},
+            },
+            namespace("mesh-x"),
+        ]
+    )
+    done = register(
+        "cluster-1",
+        connect(remote_emu, tmp_path),
+        connect(mgmt_emu, tmp_path),
+        server=remote_emu.url,
+        mesh_namespaces=["mesh-x", "istio-system"],
+    )
+    want = {"istio-system", "istio-canary", "linkerd-edge", "mesh-x"}
+    assert exchange_roles(remote_emu) == {
+        (k, ns, "meshrules-remote-csr-exchange") for k in ("Role", "RoleBinding") for ns in want
+    }
+    assert {k.namespace for k in done.remote if k.name == "meshrules-remote-csr-exchange"} == want
+
+
+def test_a_requested_mesh_namespace_that_does_not_exist_stops_registration_unwritten(
+    clusters: tuple[Emulator, Emulator], tmp_path: Path
+) -> None:
+    remote_emu, mgmt_emu = clusters
+    marks = remote_emu.mark(), mgmt_emu.mark()
+    with pytest.raises(UsageError) as err:
+        register(
+            "cluster-1",
+            connect(remote_emu, tmp_path),
+            connect(mgmt_emu, tmp_path),
+            server=remote_emu.url,
+            mesh_namespaces=["istio-typo", "Not_A_Name"],
+        )
+    assert err.value.code == "MR0813"
+    assert "`istio-typo`, `Not_A_Name`" in str(err.value)
+    assert remote_emu.writes(since=marks[0]) == [] and mgmt_emu.writes(since=marks[1]) == []
+
+
+def test_registering_after_deploy_agent_adopts_its_exchange_roles_and_deregistering_removes_them(
+    clusters: tuple[Emulator, Emulator], tmp_path: Path
+) -> None:
+    remote_emu, mgmt_emu = clusters
+    # `kubectl apply -k deploy/agent` first (its namespace and the agent's own objects too).
+    agent_objects = [o for path in ("agent/namespace.yaml", "agent/rbac.yaml") for o in manifests()[path]]
+    remote_emu.seed(agent_objects)
+    remote, mgmt = connect(remote_emu, tmp_path), connect(mgmt_emu, tmp_path)
+
+    register("cluster-1", remote, mgmt, server=remote.server)
+
+    role = remote.get(R.ROLE, "meshrules-remote-csr-exchange", "linkerd")
+    assert role is not None and role["metadata"]["labels"][CLUSTER_LABEL] == "cluster-1"
+    deregister("cluster-1", mgmt, remote)
+    assert exchange_roles(remote_emu) == set()
+    # The agent's own Roles are not registration's: they stay.
+    assert remote.get(R.ROLE, "meshrules-agent", "linkerd") is not None
 
 
 def test_registering_twice_writes_nothing(clusters: tuple[Emulator, Emulator], tmp_path: Path) -> None:

@@ -7,12 +7,21 @@ It serves discovery (`/api`, `/apis`, resource lists), GET/LIST/WATCH, POST, PUT
 subresource; checks bearer tokens (an admin token, and service-account tokens the token
 controller issues); logs every request; and injects faults (`emulator.faults`).
 
+Lists are paginated as the API server does it with etcd: `limit` gives a page and an opaque
+`continue` token (base64 JSON of the snapshot's resourceVersion and the last key served); every
+later page is read from that snapshot and carries its resourceVersion; `remainingItemCount` is set
+unless a selector makes it unknown. A token whose snapshot the history no longer reaches answers
+410 `Expired` (with a token to carry on inconsistently, as etcd's compaction does); a malformed
+one 400, as the API server does.
+
 Not modelled: RBAC (any valid token may do anything), admission, schema validation, field
 selectors other than `metadata.name`, associative-list merging in apply (lists are atomic).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import secrets
@@ -20,7 +29,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,6 +79,9 @@ class Emulator:
     faults: Faults = field(default_factory=Faults, init=False)
     admin_token: str = field(default_factory=lambda: "admin-" + secrets.token_urlsafe(16), init=False)
     requests: list[Request] = field(default_factory=list, init=False)
+    # Called with each answered request before its answer is sent: a test changes the cluster
+    # between two requests of one client call (say, between two pages of a list).
+    on_answer: Callable[[Request], None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._ca_pem = ""
@@ -309,7 +321,10 @@ class _Handler(BaseHTTPRequestHandler):
             emu._log(Request(**record, status=err.status))
             self._send_error(err)
             return
-        emu._log(Request(**record, status=code))
+        answered = Request(**record, status=code)
+        emu._log(answered)
+        if emu.on_answer is not None:
+            emu.on_answer(answered)
         self._send_json(code, body)
 
     def _route(self, method: str, path: str, query: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
@@ -330,18 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             if name:
                 return 200, store.get(res, namespace, name)
-            items, rv = store.list(res, namespace, query.get("labelSelector", ""))
-            items = _field_selected(items, query.get("fieldSelector", ""))
-            for item in items:
-                # As the real API server does: list items carry no apiVersion/kind.
-                item.pop("apiVersion", None)
-                item.pop("kind", None)
-            return 200, {
-                "apiVersion": res.api_version,
-                "kind": f"{res.kind}List",
-                "metadata": {"resourceVersion": rv},
-                "items": items,
-            }
+            return 200, _list(store, res, namespace, query)
         body = _parse_body(raw, self.headers.get("Content-Type", ""))
         if method == "POST" and not name:
             _check_coords(res, body, namespace, None)
@@ -483,6 +487,105 @@ def _check_coords(res: ApiResource, body: Mapping[str, Any], namespace: str, nam
         raise StoreError(400, "BadRequest", "the name of the object does not match the name in the URL")
     if res.namespaced and meta.get("namespace") not in (None, "", namespace):
         raise StoreError(400, "BadRequest", "the namespace of the object does not match the namespace in the URL")
+
+
+# The API server's words for a continue token whose snapshot etcd has compacted away.
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a "
+    "new list without the continue parameter, or use the continue token in this response to retrieve "
+    "the remainder of the results. Continuing with the provided token results in an inconsistent list "
+    "- objects that were created, modified, or deleted between the time the first chunk was returned "
+    "and now may show up in the list."
+)
+
+
+class _ContinueExpired(StoreError):
+    """410 for a compacted continue token; its Status carries a token to continue inconsistently."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(410, "Expired", CONTINUE_EXPIRED)
+        self.token = token
+
+    def body(self) -> dict[str, Any]:
+        out = super().body()
+        out["metadata"] = {"continue": self.token}
+        return out
+
+
+def _list(store: MemoryApiServer, res: ApiResource, namespace: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """One LIST answer: every item, or with `limit` one page of a consistent snapshot."""
+    selector, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+    try:
+        limit = max(0, int(query.get("limit") or 0))
+    except ValueError:
+        raise StoreError(400, "BadRequest", f"invalid limit: {query.get('limit')!r}") from None
+    token = query.get("continue", "")
+    # Keys name objects within the list: `name` in one namespace or cluster-wide, else `ns/name`.
+    with_ns = res.namespaced and not namespace
+    if token:
+        if query.get("resourceVersion"):
+            raise StoreError(400, "BadRequest", "specifying resource version is not allowed when using continue")
+        rv, start = _decode_continue(token, with_ns)
+        if rv == -1:
+            # A token handed out with a 410: carry on from the current state, inconsistently.
+            items, current = store.list(res, namespace, selector)
+            rv = int(current)
+        else:
+            try:
+                items = store.list_at(res, rv, namespace, selector)
+            except StoreError as err:
+                if err.status == 410:
+                    raise _ContinueExpired(_encode_continue(-1, start, with_ns)) from None
+                raise
+        items = [i for i in items if _position(i, with_ns) > start]
+    else:
+        items, current = store.list(res, namespace, selector)
+        rv = int(current)
+    items = _field_selected(items, fields)
+    page, rest = (items[:limit], items[limit:]) if limit else (items, [])
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if rest:
+        meta["continue"] = _encode_continue(rv, _position(page[-1], with_ns), with_ns)
+        if not selector and not fields:
+            # Unknown with a selector: the items left are not all matches (the API server omits it too).
+            meta["remainingItemCount"] = len(rest)
+    for item in page:
+        # As the real API server does: list items carry no apiVersion/kind.
+        item.pop("apiVersion", None)
+        item.pop("kind", None)
+    return {"apiVersion": res.api_version, "kind": f"{res.kind}List", "metadata": meta, "items": page}
+
+
+def _position(item: Mapping[str, Any], with_ns: bool) -> tuple[str, str]:
+    """Where an item sorts in a list (the store lists by namespace, then name)."""
+    meta = item.get("metadata") or {}
+    return (str(meta.get("namespace") or "") if with_ns else "", str(meta.get("name", "")))
+
+
+def _encode_continue(rv: int, after: tuple[str, str], with_ns: bool) -> str:
+    # The API server's token: base64 of {"v", "rv", "start"}, `start` the next key to read
+    # (the last one served followed by NUL, so it sorts right after it).
+    key = f"{after[0]}/{after[1]}" if with_ns else after[1]
+    data = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": key + "\x00"}).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _decode_continue(token: str, with_ns: bool) -> tuple[int, tuple[str, str]]:
+    """The snapshot resourceVersion and the position served last; 400 for a token the server never made."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(data, dict) or data.get("v") != "meta.k8s.io/v1":
+            raise ValueError("not a meta.k8s.io/v1 continue token")
+        rv, start = data["rv"], data["start"]
+        if not isinstance(rv, int) or isinstance(rv, bool) or rv < -1 or not isinstance(start, str):
+            raise ValueError("bad resource version or key")
+        if not start.endswith("\x00") or start.count("/") != (1 if with_ns else 0):
+            raise ValueError("continue key is not valid")
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise StoreError(400, "BadRequest", f"invalid continue token: {exc}") from None
+    key = start[:-1]
+    namespace, _, name = key.rpartition("/")
+    return rv, (namespace, name)
 
 
 def _field_selected(items: list[dict[str, Any]], selector: str) -> list[dict[str, Any]]:
