@@ -6,6 +6,7 @@ line and an exit code, and never letting a traceback reach a user who did not as
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -64,6 +65,11 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(err) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader went away (`meshrules translate X | head`): what it wanted was printed. Point
+            # stdout at /dev/null so the interpreter's final flush cannot fail again, and stop quietly.
+            _silence_stdout()
+            raise typer.Exit(0) from None
         except Exception as exc:  # a bug: say so in one line unless --debug
             if debug_enabled():
                 raise
@@ -76,6 +82,14 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             ) from None
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured by a test runner)
+        pass
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import re2  # type: ignore[import-untyped]
 from pydantic import Field, model_validator
 
 from meshrules.model.base import ApiModel
@@ -28,6 +29,21 @@ from meshrules.model.common import (
 )
 
 NETWORKING_API_VERSION = "networking.meshrules.io/v1alpha1"
+
+# RE2 reports a bad pattern through its own logger on stderr unless told not to: the error we raise
+# is the report.
+_RE2_QUIET = re2.Options()
+_RE2_QUIET.log_errors = False
+
+
+def _check_regex(pattern: str) -> None:
+    """Raise `ValueError` unless ``pattern`` compiles in RE2, the syntax Envoy (Istio) matches with."""
+    try:
+        re2.compile(pattern, _RE2_QUIET)
+    except Exception as exc:  # re2's error class is not exported under a stable name
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        reason = reason.removesuffix(f": {pattern}")
+        raise ValueError(f"`{pattern}` is not a valid RE2 regular expression ({reason})") from None
 
 
 # --- VirtualMesh ----------------------------------------------------------------------------------
@@ -145,6 +161,8 @@ class StringMatch(ApiModel):
     def _exactly_one(self) -> StringMatch:
         if sum(v is not None for v in (self.exact, self.prefix, self.regex)) != 1:
             raise ValueError("set exactly one of `exact`, `prefix` or `regex`")
+        if self.regex is not None:
+            _check_regex(self.regex)
         return self
 
     @property
@@ -168,6 +186,12 @@ class HeaderMatcher(ApiModel):
     regex: bool = False
     invert_match: bool = False
 
+    @model_validator(mode="after")
+    def _valid_regex(self) -> HeaderMatcher:
+        if self.regex:
+            _check_regex(self.value)
+        return self
+
 
 class QueryParameterMatcher(ApiModel):
     """Matches a query parameter."""
@@ -175,6 +199,12 @@ class QueryParameterMatcher(ApiModel):
     name: str = Field(min_length=1)
     value: str = ""
     regex: bool = False
+
+    @model_validator(mode="after")
+    def _valid_regex(self) -> QueryParameterMatcher:
+        if self.regex:
+            _check_regex(self.value)
+        return self
 
 
 class HttpRequestMatcher(ApiModel):

@@ -49,8 +49,14 @@ from meshrules.sim.verdict import (
 __all__ = ["judge", "not_federated_reason", "stopped"]
 
 
-def stopped(dest_ref: str, subset: tuple[tuple[str, str], ...] | None, weight: int, code: str, reason: str,
-            hops: Sequence[Hop] = ()) -> Leg:
+def stopped(
+    dest_ref: str,
+    subset: tuple[tuple[str, str], ...] | None,
+    weight: int,
+    code: str,
+    reason: str,
+    hops: Sequence[Hop] = (),
+) -> Leg:
     """A leg that never reaches a pod."""
     return Leg(Backend(dest_ref, subset, weight, False, code, reason, tuple(hops)))
 
@@ -61,9 +67,20 @@ def own_hops(call: Call, hops: Sequence[Hop]) -> list[Hop]:
     return [replace(h, name=name) if h.kind in ("sidecar", "linkerd-proxy") and h.name != name else h for h in hops]
 
 
-def judge(call: Call, dest: Destination, subset: tuple[tuple[str, str], ...] | None, weight: int, service_port: int,
-          hops: Sequence[Hop], *, destination_rule: DestinationRuleChoice | None = None, subset_name: str | None = None,
-          identity_seen: str | None = None, protocol: str = "http", leg_causes: Sequence[str] = ()) -> Leg:
+def judge(
+    call: Call,
+    dest: Destination,
+    subset: tuple[tuple[str, str], ...] | None,
+    weight: int,
+    service_port: int,
+    hops: Sequence[Hop],
+    *,
+    destination_rule: DestinationRuleChoice | None = None,
+    subset_name: str | None = None,
+    identity_seen: str | None = None,
+    protocol: str = "http",
+    leg_causes: Sequence[str] = (),
+) -> Leg:
     """Judge one routed backend: federation, trust, mTLS, then authorization at each pod."""
     fleet = call.fleet
     ref = f"{dest.cluster}/{dest.namespace}/{dest.service}"
@@ -82,14 +99,24 @@ def judge(call: Call, dest: Destination, subset: tuple[tuple[str, str], ...] | N
     # 2. trust between meshes
     if dest_mesh is not None and call.mesh is not None and dest_mesh.name != call.mesh.name:
         codes += _trust(call.mesh, dest_mesh, reasons)
-    workloads = [fleet.workloads[w] for w in dest.workloads if w in fleet.workloads
-                 and subset_of(dict(subset or ()), fleet.workloads[w].pod_labels)]
+    workloads = [
+        fleet.workloads[w]
+        for w in dest.workloads
+        if w in fleet.workloads and subset_of(dict(subset or ()), fleet.workloads[w].pod_labels)
+    ]
     path_hops = [h for h in hops if h.kind != "destination"]
     path_hops += [Hop("destination", w.controller.name, cluster=dest.cluster) for w in workloads]
     if not workloads:
-        leg.backend = Backend(ref, subset, weight, False, NO_HEALTHY_UPSTREAM,
-                              f"no pod of {ref} has the subset labels {dict(subset or ())}", tuple(path_hops),
-                              port=service_port)
+        leg.backend = Backend(
+            ref,
+            subset,
+            weight,
+            False,
+            NO_HEALTHY_UPSTREAM,
+            f"no pod of {ref} has the subset labels {dict(subset or ())}",
+            tuple(path_hops),
+            port=service_port,
+        )
         return leg
     mtls_all = True
     identity = identity_seen if identity_seen is not None else call.caller.identity
@@ -107,14 +134,26 @@ def judge(call: Call, dest: Destination, subset: tuple[tuple[str, str], ...] | N
         codes.append(code)
         if code != ALLOWED:
             reasons.append(reason)
-    final, _others = first_code(codes)
+    final, others = first_code(codes)
     if final == ALLOWED and identity != call.caller.identity and GATEWAY_IDENTITY in causes:
         reasons.append(f"the destination sees the gateway identity `{identity}`, not the caller's")
     else:
         causes = [c for c in causes if c != GATEWAY_IDENTITY]
-    leg.backend = Backend(ref, subset, weight, final == ALLOWED, final,
-                          "; ".join(dict.fromkeys(reasons)) or f"{ref} allows the request", tuple(path_hops),
-                          mtls_all, tuple(causes), service_port)
+    # API §6: the code is the first obstacle along the path; the later ones met on this backend
+    # (a method the policy does not allow behind a rejected trust domain) are its causes.
+    causes = [*others, *causes]
+    leg.backend = Backend(
+        ref,
+        subset,
+        weight,
+        final == ALLOWED,
+        final,
+        "; ".join(dict.fromkeys(reasons)) or f"{ref} allows the request",
+        tuple(path_hops),
+        mtls_all,
+        tuple(causes),
+        service_port,
+    )
     return leg
 
 
@@ -128,13 +167,18 @@ def _federation(call: Call, dest: Destination, dest_mesh: Mesh | None, leg: Leg)
     leg.cited.add(edge.virtual_mesh)
     gateway = fleet.gateway(dest_mesh) if dest_mesh is not None else None
     member = fleet.membership.get(caller_mesh)
-    remote_discovery = (dest_mesh is not None and dest_mesh.type == MeshType.LINKERD and member is not None
-                        and member.linkerd_mode == "remote-discovery")
+    remote_discovery = (
+        dest_mesh is not None
+        and dest_mesh.type == MeshType.LINKERD
+        and member is not None
+        and member.linkerd_mode == "remote-discovery"
+    )
     if gateway is None and not remote_discovery:
         detail = f"{dest.name} is federated into {caller_mesh} as `{edge.host}`, but its mesh's gateway has no address"
         problem: tuple[str, str] | None = (
             NO_GATEWAY_ADDRESS,
-            f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing carries `{edge.host}` there")
+            f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing carries `{edge.host}` there",
+        )
     else:
         via = f" through {gateway[0]}:{gateway[1]}" if gateway is not None and not remote_discovery else " pod-to-pod"
         detail = f"{dest.name} is federated into {caller_mesh} as `{edge.host}`{via}"
@@ -152,29 +196,42 @@ def not_federated_reason(fleet: Fleet, dest: Destination, mesh: str) -> str:
         return f"{blocked.reason.value}: {blocked.message}"
     a, b = fleet.membership.get(mesh), fleet.membership.get(dest.mesh or "")
     if a is None or b is None or a.virtual_mesh is None or a.virtual_mesh != b.virtual_mesh:
-        return (f"NO_VIRTUAL_MESH: {dest.mesh} and {mesh} are not members of one VirtualMesh, so nothing "
-                "federates them")
+        return f"NO_VIRTUAL_MESH: {dest.mesh} and {mesh} are not members of one VirtualMesh, so nothing federates them"
     return f"{dest.name} is not federated into {mesh}"
 
 
 def _trust(caller_mesh: Mesh, dest_mesh: Mesh, reasons: list[str]) -> list[str]:
     codes: list[str] = []
     if dest_mesh.type == MeshType.ISTIO:
-        decision = trust_domain_accepted(caller_mesh.trust_domain, dest_mesh.accepted_trust_domains,
-                                         destination_trust_domain=dest_mesh.trust_domain)
+        decision = trust_domain_accepted(
+            caller_mesh.trust_domain, dest_mesh.accepted_trust_domains, destination_trust_domain=dest_mesh.trust_domain
+        )
         if not decision.accepted:
             codes.append(TRUST_DOMAIN_REJECTED)
             reasons.append(f"{dest_mesh.name}: {decision.reason}")
-    if caller_mesh.trust_roots and dest_mesh.trust_roots and not bundles_overlap(caller_mesh.trust_roots,
-                                                                                 dest_mesh.trust_roots):
+    if (
+        caller_mesh.trust_roots
+        and dest_mesh.trust_roots
+        and not bundles_overlap(caller_mesh.trust_roots, dest_mesh.trust_roots)
+    ):
         codes.append(MTLS_MISMATCH)
-        reasons.append(f"the trust roots of {caller_mesh.name} and {dest_mesh.name} share no certificate: "
-                       "neither can verify the other's identities")
+        reasons.append(
+            f"the trust roots of {caller_mesh.name} and {dest_mesh.name} share no certificate: "
+            "neither can verify the other's identities"
+        )
     return codes
 
 
-def _mtls(call: Call, dest: Destination, dest_mesh: Mesh | None, w: Workload, service_port: int,
-          choice: DestinationRuleChoice | None, subset_name: str | None, leg: Leg) -> tuple[bool, str, str]:
+def _mtls(
+    call: Call,
+    dest: Destination,
+    dest_mesh: Mesh | None,
+    w: Workload,
+    service_port: int,
+    choice: DestinationRuleChoice | None,
+    subset_name: str | None,
+    leg: Leg,
+) -> tuple[bool, str, str]:
     """Whether the connection to pod ``w`` is mTLS, and whether it succeeds."""
     fleet = call.fleet
     caller_istio = call.mesh is not None and call.mesh.type == MeshType.ISTIO
@@ -187,7 +244,8 @@ def _mtls(call: Call, dest: Destination, dest_mesh: Mesh | None, w: Workload, se
     server = None
     if dest_istio:
         server = fleet.peer_authentications(dest.cluster, dest_mesh).server_mode(
-            w.namespace, w.pod_labels, target_port(dest, service_port, w))
+            w.namespace, w.pod_labels, target_port(dest, service_port, w)
+        )
     decision = connection(client, server, server_meshed=dest_istio)
     leg.assumptions.extend(decision.assumptions)
     if not call.explain:
@@ -205,7 +263,17 @@ def _mtls(call: Call, dest: Destination, dest_mesh: Mesh | None, w: Workload, se
     return decision.mtls, decision.code, decision.reason
 
 
-def _authorize(call: Call, dest: Destination, dest_mesh: Mesh | None, w: Workload, service_port: int,
-               mtls: bool, identity: str, protocol: str, leg: Leg) -> tuple[str, str]:
-    return authorize(call, dest, dest_mesh, w, service_port, target_port(dest, service_port, w), mtls, identity,
-                     protocol, leg)
+def _authorize(
+    call: Call,
+    dest: Destination,
+    dest_mesh: Mesh | None,
+    w: Workload,
+    service_port: int,
+    mtls: bool,
+    identity: str,
+    protocol: str,
+    leg: Leg,
+) -> tuple[str, str]:
+    return authorize(
+        call, dest, dest_mesh, w, service_port, target_port(dest, service_port, w), mtls, identity, protocol, leg
+    )

@@ -44,6 +44,7 @@ from meshrules.sim.verdict import (
     NO_HEALTHY_UPSTREAM,
     NO_ROUTE,
     NOT_FEDERATED,
+    PATH_ORDER,
     Backend,
     Fault,
     HeaderChanges,
@@ -96,8 +97,10 @@ def resolve_source(fleet: Fleet, ref: str) -> Workload:
     """The workload ``cluster/namespace/controller-name`` names."""
     parts = ref.split("/")
     if len(parts) != 3 or not all(parts):
-        raise UsageError(f"`--from {ref}` is not `cluster/namespace/workload`",
-                         hint="name the caller by its controller, e.g. `cluster-1/bookinfo/productpage-v1`")
+        raise UsageError(
+            f"`--from {ref}` is not `cluster/namespace/workload`",
+            hint="name the caller by its controller, e.g. `cluster-1/bookinfo/productpage-v1`",
+        )
     found = fleet.workload_by_ref.get(ref)
     if found is None:
         cluster, ns, _ = parts
@@ -111,8 +114,10 @@ def resolve_destination(fleet: Fleet, ref: str) -> Destination:
     """The destination ``cluster/namespace/service`` names."""
     parts = ref.split("/")
     if len(parts) != 3 or not all(parts):
-        raise UsageError(f"`--to {ref}` is not `cluster/namespace/service`",
-                         hint="give a destination as `cluster/namespace/service` or a hostname without `/`")
+        raise UsageError(
+            f"`--to {ref}` is not `cluster/namespace/service`",
+            hint="give a destination as `cluster/namespace/service` or a hostname without `/`",
+        )
     found = fleet.destination_by_ref.get(ref)
     if found is None:
         raise QueryError(f"no destination `{ref}`", hint="`meshrules discover` lists the destinations")
@@ -130,8 +135,10 @@ def _need_port(what: str, ports: Sequence[int], port: int | None) -> int | None:
         return ports[0]
     if not ports:
         return None
-    raise UsageError(f"`{what}` has {len(ports)} ports, give one with `--port`",
-                     hint="its ports: " + ", ".join(str(p) for p in ports))
+    raise UsageError(
+        f"`{what}` has {len(ports)} ports, give one with `--port`",
+        hint="its ports: " + ", ".join(str(p) for p in ports),
+    )
 
 
 # ================================================================================================
@@ -153,8 +160,13 @@ def answer(fleet: Fleet, query: Query, *, nearest: bool = True, explain: bool = 
         port = _need_port(query.target, _ports_of(dest), query.port)
         host = dialed(fleet, caller, dest)
         if host is None:
-            return base.stop(_would_dial(fleet, caller, dest), port, NOT_FEDERATED,
-                             not_federated_reason(fleet, dest, caller.mesh), _blocked_steps(fleet, dest, caller))
+            return base.stop(
+                _would_dial(fleet, caller, dest),
+                port,
+                NOT_FEDERATED,
+                not_federated_reason(fleet, dest, caller.mesh),
+                _blocked_steps(fleet, dest, caller),
+            )
     else:
         host, port, early = _resolve_host(base, query)
         if early is not None:
@@ -172,17 +184,35 @@ class _Base:
 
     def _verdict(self, host: str, port: int | None, **fields: object) -> Verdict:
         q = self.query
-        return Verdict(source_workload=q.source, source_identity=self.caller.identity, host=host, port=port,
-                       method=q.method, path=q.path, headers=tuple(sorted((k.lower(), v) for k, v in q.headers)),
-                       **fields)  # type: ignore[arg-type]
+        return Verdict(
+            source_workload=q.source,
+            source_identity=self.caller.identity,
+            host=host,
+            port=port,
+            method=q.method,
+            path=q.path,
+            headers=tuple(sorted((k.lower(), v) for k, v in q.headers)),
+            **fields,  # type: ignore[arg-type]
+        )
 
-    def stop(self, host: str, port: int | None, code: str, reason: str, steps: Sequence[Step] = (),
-             cited: Sequence[str] = ()) -> Verdict:
+    def stop(
+        self, host: str, port: int | None, code: str, reason: str, steps: Sequence[Step] = (), cited: Sequence[str] = ()
+    ) -> Verdict:
         """An answer for a request that never leaves the caller (unresolvable, not federated)."""
         hop = Hop("sidecar", self.caller.controller.name, cluster=self.caller.cluster)
         assumptions = self._assumptions(())
-        return self._verdict(host, port, allowed=False, code=code, causes=(), hops=(hop,), reason=reason,
-                             explanation=tuple(steps), cited=tuple(sorted(set(cited))), assumptions=assumptions)
+        return self._verdict(
+            host,
+            port,
+            allowed=False,
+            code=code,
+            causes=(),
+            hops=(hop,),
+            reason=reason,
+            explanation=tuple(steps),
+            cited=tuple(sorted(set(cited))),
+            assumptions=assumptions,
+        )
 
     def _assumptions(self, legs: Sequence[Leg]) -> tuple[str, ...]:
         fleet, caller = self.fleet, self.caller
@@ -202,6 +232,8 @@ class _Base:
         legs = route.legs
         codes = [route.code] if route.code != ALLOWED else []
         codes += [leg.backend.code for leg in legs]
+        # Each backend's own causes rank after its code, so adding them changes only `others`.
+        codes += [c for leg in legs for c in leg.backend.causes if c in PATH_ORDER]
         code, others = first_code(codes)
         allowed = code == ALLOWED and (bool(legs) or route.code == ALLOWED)
         causes = list(others)
@@ -223,21 +255,36 @@ class _Base:
         cited = set(route.cited)
         for leg in legs:
             cited |= leg.cited
-        reached = [leg for leg in legs if leg.backend.code not in (NO_HEALTHY_UPSTREAM, NO_GATEWAY_ADDRESS,
-                                                                   NOT_FEDERATED)]
-        reason = route.reason if allowed else next(
-            (leg.backend.reason for leg in legs if leg.backend.code == code), route.reason)
+        reached = [
+            leg for leg in legs if leg.backend.code not in (NO_HEALTHY_UPSTREAM, NO_GATEWAY_ADDRESS, NOT_FEDERATED)
+        ]
+        reason = (
+            route.reason
+            if allowed
+            else next((leg.backend.reason for leg in legs if leg.backend.code == code), route.reason)
+        )
         miss = None
         if nearest and not allowed:
             denial = next((leg.denial for leg in legs if leg.denial is not None and leg.backend.code == code), None)
             if denial is not None:
                 miss = nearest_miss(call, denial)
         return self._verdict(
-            route.host, route.port, allowed=allowed, code=code, causes=tuple(dict.fromkeys(causes)),
-            backends=tuple(leg.backend for leg in legs), timeout=route.timeout, retries=route.retries,
-            fault=route.fault, mirror=route.mirror, header_changes=route.headers,
-            mtls=bool(reached) and all(leg.backend.mtls for leg in reached), hops=tuple(_dedupe(hops)),
-            assumptions=self._assumptions(legs) if call.explain else (), explanation=tuple(steps), nearest_miss=miss,
+            route.host,
+            route.port,
+            allowed=allowed,
+            code=code,
+            causes=tuple(dict.fromkeys(causes)),
+            backends=tuple(leg.backend for leg in legs),
+            timeout=route.timeout,
+            retries=route.retries,
+            fault=route.fault,
+            mirror=route.mirror,
+            header_changes=route.headers,
+            mtls=bool(reached) and all(leg.backend.mtls for leg in reached),
+            hops=tuple(_dedupe(hops)),
+            assumptions=self._assumptions(legs) if call.explain else (),
+            explanation=tuple(steps),
+            nearest_miss=miss,
             reason=reason,
             cited=tuple(sorted(cited)),
         )
@@ -284,7 +331,8 @@ def _resolve_host(base: _Base, query: Query) -> tuple[str, int | None, Verdict |
             raise QueryError(
                 f"unknown host `{query.target}`: no Service or ServiceEntry of any cluster has that name",
                 hint="dial a Service as the caller would (`reviews`, `reviews.bookinfo`, or a federated name), "
-                "or give a destination as `cluster/namespace/service`")
+                "or give a destination as `cluster/namespace/service`",
+            )
         return host, query.port, early
     return fqdn, _need_port(fqdn, ports, query.port), None
 
@@ -311,20 +359,46 @@ def _known_elsewhere(base: _Base, host: str, port: int | None) -> Verdict | None
             dmesh = fleet.meshes.get(dest.mesh or "")
             if dmesh is not None and fleet.gateway(dmesh) is None:
                 rule, sources = fleet.derivation(own.why)
-                step = Step("federation", rule, (fleet.cite_policy(own.virtual_mesh), *sources),
-                            f"`{host}` is federated, but the gateway of {dest.mesh} has no address")
-                return base.stop(host, port, NO_GATEWAY_ADDRESS,
-                                 f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing "
-                                 f"carries `{host}` there", (step,), (own.virtual_mesh,))
-            return base.stop(host, port, NO_ROUTE, f"`{host}` is federated into {caller.mesh} but no object "
-                             "declares it in the caller's cluster")
-        return base.stop(host, port, NOT_FEDERATED, not_federated_reason(fleet, dest, caller.mesh),
-                         _blocked_steps(fleet, dest, caller))
+                step = Step(
+                    "federation",
+                    rule,
+                    (fleet.cite_policy(own.virtual_mesh), *sources),
+                    f"`{host}` is federated, but the gateway of {dest.mesh} has no address",
+                )
+                return base.stop(
+                    host,
+                    port,
+                    NO_GATEWAY_ADDRESS,
+                    f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing "
+                    f"carries `{host}` there",
+                    (step,),
+                    (own.virtual_mesh,),
+                )
+            return base.stop(
+                host,
+                port,
+                NO_ROUTE,
+                f"`{host}` is federated into {caller.mesh} but no object declares it in the caller's cluster",
+            )
+        return base.stop(
+            host,
+            port,
+            NOT_FEDERATED,
+            not_federated_reason(fleet, dest, caller.mesh),
+            _blocked_steps(fleet, dest, caller),
+        )
     for dest in fleet.destinations.values():
-        if host in (_would_dial(fleet, caller, dest), _istio_global(fleet, caller, dest),
-                    _linkerd_mirror(fleet, dest)) and dest.cluster != caller.cluster:
-            return base.stop(host, port, NOT_FEDERATED, not_federated_reason(fleet, dest, caller.mesh),
-                             _blocked_steps(fleet, dest, caller))
+        if (
+            host in (_would_dial(fleet, caller, dest), _istio_global(fleet, caller, dest), _linkerd_mirror(fleet, dest))
+            and dest.cluster != caller.cluster
+        ):
+            return base.stop(
+                host,
+                port,
+                NOT_FEDERATED,
+                not_federated_reason(fleet, dest, caller.mesh),
+                _blocked_steps(fleet, dest, caller),
+            )
     local = _split_local(host, caller.namespace, fleet.domain(caller.cluster))
     if local is not None:
         svc, ns = local
@@ -334,8 +408,13 @@ def _known_elsewhere(base: _Base, host: str, port: int | None) -> Verdict | None
             fed = dialed(fleet, caller, d)
             hint = f"dial `{fed}`" if fed else "it is not federated into the caller's mesh"
             fqdn = f"{svc}.{ns}.svc.{fleet.domain(caller.cluster)}"
-            return base.stop(fqdn, port, NO_ROUTE, f"`{fqdn}` does not exist in {caller.cluster}: {svc} runs in "
-                             f"{', '.join(sorted({e.cluster for e in elsewhere}))} ({hint})")
+            return base.stop(
+                fqdn,
+                port,
+                NO_ROUTE,
+                f"`{fqdn}` does not exist in {caller.cluster}: {svc} runs in "
+                f"{', '.join(sorted({e.cluster for e in elsewhere}))} ({hint})",
+            )
     return None
 
 
@@ -365,8 +444,14 @@ def _blocked_steps(fleet: Fleet, dest: Destination, caller: Workload) -> tuple[S
         member = fleet.membership.get(mesh)
         if member is not None and member.virtual_mesh is not None:
             objects.insert(0, fleet.cite_policy(member.virtual_mesh))
-    return (Step("federation", rule or "federation", tuple(dict.fromkeys(objects)),
-                 not_federated_reason(fleet, dest, caller.mesh)),)
+    return (
+        Step(
+            "federation",
+            rule or "federation",
+            tuple(dict.fromkeys(objects)),
+            not_federated_reason(fleet, dest, caller.mesh),
+        ),
+    )
 
 
 # ================================================================================================
@@ -380,14 +465,30 @@ def _istio_decision(call: Call) -> RouteDecision:
     labels = fleet.route_keys(caller.cluster).labels_for(call.host, caller.pod_labels)
     root = mesh.root_namespace if mesh is not None else None
     dns = mesh.dns_capture if mesh is not None else None
-    key = ("istio", caller.cluster, root, caller.namespace, labels, call.host, call.port, call.method, call.path,
-           call.headers, dns)
+    key = (
+        "istio",
+        caller.cluster,
+        root,
+        caller.namespace,
+        labels,
+        call.host,
+        call.port,
+        call.method,
+        call.path,
+        call.headers,
+        dns,
+    )
     decision: RouteDecision | None = fleet.route_memo.get(key)
     if decision is None:
         routing = fleet.istio_routing(caller.cluster, mesh)
         request = Request.http(method=call.method, path=call.path, headers=call.header_map)
-        decision = routing.route(Caller(caller.namespace, labels, caller.cluster, caller.controller.name),
-                                 call.host, call.port, request, dns_capture=dns)
+        decision = routing.route(
+            Caller(caller.namespace, labels, caller.cluster, caller.controller.name),
+            call.host,
+            call.port,
+            request,
+            dns_capture=dns,
+        )
         fleet.route_memo[key] = decision
     return decision
 
@@ -403,14 +504,22 @@ def _unaddressed(call: Call, route: _Route) -> None:
     if dmesh is None or fleet.gateway(dmesh) is not None:
         return
     route.code = NO_GATEWAY_ADDRESS
-    route.reason = (f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: meshrules emits no data "
-                    f"path for `{call.host}`")
+    route.reason = (
+        f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: meshrules emits no data "
+        f"path for `{call.host}`"
+    )
     route.cited.add(edge.virtual_mesh)
     if call.explain:
         gap = fleet.gaps.get((dest.name, caller.mesh))
         rule, sources = fleet.derivation(gap.why if gap is not None else edge.why)
-        route.steps.append(Step("federation", rule, (fleet.cite_policy(edge.virtual_mesh), *sources),
-                                gap.message if gap is not None else route.reason))
+        route.steps.append(
+            Step(
+                "federation",
+                rule,
+                (fleet.cite_policy(edge.virtual_mesh), *sources),
+                gap.message if gap is not None else route.reason,
+            )
+        )
 
 
 def _route_istio(call: Call) -> _Route:
@@ -430,8 +539,11 @@ def _route_istio(call: Call) -> _Route:
     route.code = ALLOWED
     if protocol == "http":
         r = decision.retries
-        route.retries = (RetryPolicy(r.attempts, r.per_try_timeout, r.source) if r is not None
-                         else RetryPolicy(0, None, "no retries"))
+        route.retries = (
+            RetryPolicy(r.attempts, r.per_try_timeout, r.source)
+            if r is not None
+            else RetryPolicy(0, None, "no retries")
+        )
         route.timeout = decision.timeout
         f = decision.fault
         if f is not None:
@@ -487,8 +599,9 @@ def _contributing(call: Call, destinations: Sequence[str]) -> list[TrafficApplic
     fleet = call.fleet
     apps = [a for d in destinations for a in fleet.traffic.get(d, ())]
     precedence = [p for d in destinations for p in fleet.precedence.get(d, ())]
-    return contributing_policies(apps, precedence, fleet.policy_by_ref, call.caller, call.method, call.path,
-                                 call.header_map)
+    return contributing_policies(
+        apps, precedence, fleet.policy_by_ref, call.caller, call.method, call.path, call.header_map
+    )
 
 
 def _dialed_destinations(call: Call, fqdn: str) -> list[Destination]:
@@ -526,12 +639,28 @@ def _istio_leg(call: Call, b: IstioBackend, protocol: str, cited: set[str]) -> L
         return Leg(_external(b, own_hops(call, b.hops)))
     if b.code != ROUTED:
         return _broken(call, dest, subset, b.weight, b.code, b.reason, b.hops)
-    return judge(call, dest, subset, b.weight, b.port or call.port or 0, b.hops, destination_rule=b.destination_rule,
-                 subset_name=b.subset, protocol=protocol)
+    return judge(
+        call,
+        dest,
+        subset,
+        b.weight,
+        b.port or call.port or 0,
+        b.hops,
+        destination_rule=b.destination_rule,
+        subset_name=b.subset,
+        protocol=protocol,
+    )
 
 
-def _broken(call: Call, dest: Destination, subset: tuple[tuple[str, str], ...] | None, weight: int, code: str,
-            reason: str, hops: Sequence[Hop]) -> Leg:
+def _broken(
+    call: Call,
+    dest: Destination,
+    subset: tuple[tuple[str, str], ...] | None,
+    weight: int,
+    code: str,
+    reason: str,
+    hops: Sequence[Hop],
+) -> Leg:
     """A backend the caller's proxy cannot send to; in another cluster without a gateway address,
     that is NO_GATEWAY_ADDRESS (the rule set federated it, but nothing carries the traffic)."""
     fleet, caller = call.fleet, call.caller
@@ -540,20 +669,39 @@ def _broken(call: Call, dest: Destination, subset: tuple[tuple[str, str], ...] |
     edge = fleet.edge.get((dest.name, caller.mesh))
     if dest.cluster == caller.cluster or dmesh is None or edge is None or fleet.gateway(dmesh) is not None:
         return stopped(ref, subset, weight, code, reason, own_hops(call, hops))
-    leg = stopped(ref, subset, weight, NO_GATEWAY_ADDRESS, f"the gateway of {dest.mesh} (cluster {dest.cluster}) "
-                  f"has no address: nothing carries `{edge.host}` there", own_hops(call, hops))
+    leg = stopped(
+        ref,
+        subset,
+        weight,
+        NO_GATEWAY_ADDRESS,
+        f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing carries `{edge.host}` there",
+        own_hops(call, hops),
+    )
     leg.cited.add(edge.virtual_mesh)
     if call.explain:
         gap = fleet.gaps.get((dest.name, caller.mesh))
         rule, sources = fleet.derivation(gap.why if gap is not None else edge.why)
-        leg.steps.append(Step("federation", rule, (fleet.cite_policy(edge.virtual_mesh), *sources),
-                              gap.message if gap is not None else leg.backend.reason))
+        leg.steps.append(
+            Step(
+                "federation",
+                rule,
+                (fleet.cite_policy(edge.virtual_mesh), *sources),
+                gap.message if gap is not None else leg.backend.reason,
+            )
+        )
     return leg
 
 
 def _external(b: IstioBackend, hops: Sequence[Hop]) -> Backend:
-    return Backend(b.host, b.subset_labels, b.weight, True, ALLOWED,
-                   f"{b.reason} (not a meshrules destination: no authorization is simulated)", tuple(hops))
+    return Backend(
+        b.host,
+        b.subset_labels,
+        b.weight,
+        True,
+        ALLOWED,
+        f"{b.reason} (not a meshrules destination: no authorization is simulated)",
+        tuple(hops),
+    )
 
 
 def _istio_backend_destination(call: Call, b: IstioBackend) -> Destination | None:
@@ -584,8 +732,9 @@ def _header_changes(decision: RouteDecision) -> HeaderChanges:
         radd.update(dict(h.response_set))
         radd.update(dict(h.response_add))
         rremove += h.response_remove
-    return HeaderChanges(tuple(sorted(add.items())), tuple(sorted(set(remove))), tuple(sorted(radd.items())),
-                         tuple(sorted(set(rremove))))
+    return HeaderChanges(
+        tuple(sorted(add.items())), tuple(sorted(set(remove))), tuple(sorted(radd.items())), tuple(sorted(set(rremove)))
+    )
 
 
 # ================================================================================================
@@ -596,14 +745,26 @@ def _header_changes(decision: RouteDecision) -> HeaderChanges:
 def _linkerd_decision(call: Call) -> LinkerdRouteDecision:
     """The caller proxy's routing, memoised (Linkerd routing reads the caller's namespace and identity)."""
     fleet, caller = call.fleet, call.caller
-    key = ("linkerd", caller.cluster, caller.namespace, caller.identity, call.host, call.port, call.method,
-           call.path, call.headers)
+    key = (
+        "linkerd",
+        caller.cluster,
+        caller.namespace,
+        caller.identity,
+        call.host,
+        call.port,
+        call.method,
+        call.path,
+        call.headers,
+    )
     decision: LinkerdRouteDecision | None = fleet.route_memo.get(key)
     if decision is None:
         request = Request.http(method=call.method, path=call.path, headers=call.header_map)
         decision = fleet.linkerd_routing(caller.cluster).route(
             LinkerdCaller(caller.namespace, caller.identity, caller.cluster, caller.controller.name),
-            call.host, call.port, request)
+            call.host,
+            call.port,
+            request,
+        )
         fleet.route_memo[key] = decision
     return decision
 
@@ -627,8 +788,11 @@ def _route_linkerd(call: Call) -> _Route:
         t = decision.timeouts
         route.timeout = t.request or t.response
         r = decision.retries
-        route.retries = (RetryPolicy(max(r.limit, 1), r.timeout, r.source) if r is not None
-                         else RetryPolicy(0, None, "linkerd default: no retries"))
+        route.retries = (
+            RetryPolicy(max(r.limit, 1), r.timeout, r.source)
+            if r is not None
+            else RetryPolicy(0, None, "linkerd default: no retries")
+        )
     return route
 
 
@@ -675,9 +839,24 @@ def _linkerd_leg(call: Call, b: LinkerdBackend, protocol: str) -> Leg:
     else:
         dest = fleet.destination_of(caller.cluster, ns, name)
     if dest is None:
-        return stopped(b.service, None, b.weight, b.code if b.code != ROUTED else NO_HEALTHY_UPSTREAM,
-                       b.reason, own_hops(call, b.hops))
+        return stopped(
+            b.service,
+            None,
+            b.weight,
+            b.code if b.code != ROUTED else NO_HEALTHY_UPSTREAM,
+            b.reason,
+            own_hops(call, b.hops),
+        )
     if b.code != ROUTED:
         return _broken(call, dest, None, b.weight, b.code, b.reason, b.hops)
-    return judge(call, dest, None, b.weight, b.port or call.port or 0, b.hops, identity_seen=b.identity_seen,
-                 protocol=protocol, leg_causes=b.causes)
+    return judge(
+        call,
+        dest,
+        None,
+        b.weight,
+        b.port or call.port or 0,
+        b.hops,
+        identity_seen=b.identity_seen,
+        protocol=protocol,
+        leg_causes=b.causes,
+    )

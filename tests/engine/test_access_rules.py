@@ -75,6 +75,48 @@ def test_a_cluster_scoped_source_sharing_a_trust_domain_is_ambiguous(tmp_path: P
     assert f"`{MESH2}`" in finding.message
 
 
+def test_a_cluster_scoped_source_whose_trust_domain_the_destination_aliases_is_ambiguous(tmp_path: Path) -> None:
+    # cluster-2 runs its own trust domain but aliases cluster-1's: Istio rewrites the principal
+    # `cluster.local/ns/...` at cluster-2 to cover `cluster-2.example/ns/...` too, so callers in
+    # cluster-2 match a source limited to cluster-1 (the simulator says so; `check` must warn).
+    def own_domain_with_alias(text: str) -> str:
+        return text.replace(
+            "    trustDomain: cluster.local\n",
+            "    trustDomain: cluster-2.example\n    trustDomainAliases: [cluster.local]\n",
+        )
+
+    root = clusters(
+        tmp_path, names=["cluster-1", "cluster-2"], edits={"cluster-2/istio-system.yaml": own_domain_with_alias}
+    )
+    policy = access_policy(
+        "from-cluster-1",
+        T1,
+        sourceSelector=[{"clusters": ["cluster-1"]}],
+        destinationSelector=[service("reviews", "cluster-2")],
+    )
+    policies(root, virtual_mesh("global", [MESH1, MESH2]), policy)
+    (finding,) = [f for f in decided(tmp_path).findings if f.code == "MR0622"]
+    assert finding.object == "AccessPolicy bookinfo/from-cluster-1"
+    assert f"allowed at `{MESH2}`, whose `trustDomainAliases` make trust domain `cluster-2.example` of cluster" in (
+        finding.message
+    )
+
+
+def test_distinct_trust_domains_without_aliases_tell_clusters_apart(tmp_path: Path) -> None:
+    def own_domain(text: str) -> str:
+        return text.replace("    trustDomain: cluster.local\n", "    trustDomain: cluster-2.example\n")
+
+    root = clusters(tmp_path, names=["cluster-1", "cluster-2"], edits={"cluster-2/istio-system.yaml": own_domain})
+    policy = access_policy(
+        "from-cluster-1",
+        T1,
+        sourceSelector=[{"clusters": ["cluster-1"]}],
+        destinationSelector=[service("reviews", "cluster-2")],
+    )
+    policies(root, virtual_mesh("global", [MESH1, MESH2]), policy)
+    assert [f for f in decided(tmp_path).findings if f.code == "MR0622"] == []
+
+
 def test_two_istio_services_over_the_same_workloads_get_the_union_of_their_access(tmp_path: Path) -> None:
     root = clusters(tmp_path, names=["cluster-1"])
     alias = {

@@ -70,6 +70,19 @@ def test_mixed_mesh_types_federate_nothing(tmp_path: Path) -> None:
     assert "MR0605" in codes(decision)
 
 
+def test_mixed_mesh_types_with_different_trust_domains_ask_for_no_mesh_config_change(tmp_path: Path) -> None:
+    # Nothing is federated between an Istio and a Linkerd member, so neither calls the other: asking
+    # to add each other's trust domain (MR0606) would send the user to edit installations for nothing.
+    def own_domain(text: str) -> str:
+        return text.replace("    trustDomain: cluster.local\n", "    trustDomain: cluster-1.example\n")
+
+    root = clusters(tmp_path, edits={"cluster-1/istio-system.yaml": own_domain})
+    policies(root, virtual_mesh("mixed", [MESH1, MESH3]))
+    decision = decided(tmp_path)
+    assert decision.intent.trust_rejections == ()
+    assert "MR0605" in codes(decision) and "MR0606" not in codes(decision)
+
+
 def test_a_mesh_in_two_virtual_meshes_belongs_to_the_earlier_one(tmp_path: Path) -> None:
     policies(
         clusters(tmp_path),

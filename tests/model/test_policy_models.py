@@ -142,3 +142,26 @@ def test_destination_selector_forms_are_exclusive() -> None:
                 "spec": {"destinationSelector": [{"services": [{"name": "x"}], "labels": {"a": "b"}}]},
             }
         )
+
+
+@pytest.mark.parametrize(
+    "matcher",
+    [
+        {"uri": {"regex": "/b(.*"}},
+        {"headers": [{"name": "x", "value": "(", "regex": True}]},
+        {"queryParameters": [{"name": "q", "value": "[a-", "regex": True}]},
+    ],
+)
+def test_a_regex_envoy_cannot_compile_is_refused_at_load(
+    matcher: dict[str, object], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Istio's webhook rejects such a VirtualService; meshrules must not emit it, and RE2 must not log.
+    spec = {"destinationSelector": [{"services": [{"name": "x"}]}], "httpRequestMatchers": [matcher]}
+    with pytest.raises(ValidationError, match="is not a valid RE2 regular expression"):
+        TrafficPolicy.model_validate({"metadata": {"name": "t"}, "spec": spec})
+    assert capfd.readouterr().err == ""
+
+
+def test_a_literal_header_value_is_not_a_regex() -> None:
+    spec = {"httpRequestMatchers": [{"headers": [{"name": "x", "value": "("}], "uri": {"prefix": "/a("}}]}
+    TrafficPolicy.model_validate({"metadata": {"name": "t"}, "spec": spec})

@@ -56,8 +56,15 @@ def test_jason_goes_to_cluster_2_v2_with_2s_timeout_and_3_retries_over_the_eastw
     v = answer(bookinfo().fleet, q(PRODUCTPAGE, "reviews", path="/reviews/0", end_user="jason"))
     got = v.to_json()
     assert got["allowed"] is True and got["code"] == "ALLOWED" and got["causes"] == []
-    assert got["backends"] == [{"destination": "cluster-2/bookinfo/reviews", "subset": {"version": "v2"},
-                                "weight": 100, "allowed": True, "code": "ALLOWED"}]
+    assert got["backends"] == [
+        {
+            "destination": "cluster-2/bookinfo/reviews",
+            "subset": {"version": "v2"},
+            "weight": 100,
+            "allowed": True,
+            "code": "ALLOWED",
+        }
+    ]
     assert got["timeout"] == "2s"
     assert got["retries"] == {"attempts": 3, "perTryTimeout": "500ms"}
     assert got["mtls"] is True
@@ -68,13 +75,16 @@ def test_jason_goes_to_cluster_2_v2_with_2s_timeout_and_3_retries_over_the_eastw
     ]
     steps = {s["step"]: s for s in got["explanation"]}
     assert "route-by-most-specific-match" in steps["route"]["rule"]
-    assert any(o.startswith("TrafficPolicy bookinfo/reviews-jason-to-v2 (policies/traffic.yaml:")
-               for o in steps["route"]["objects"])
+    assert any(
+        o.startswith("TrafficPolicy bookinfo/reviews-jason-to-v2 (policies/traffic.yaml:")
+        for o in steps["route"]["objects"]
+    )
     assert steps["federation"]["rule"] == "federate-selected-destinations"
     assert steps["federation"]["objects"][0].startswith("VirtualMesh meshrules-system/bookinfo (policies/")
     assert steps["authorization"]["rule"] == "allow-listed-identities"
     assert steps["authorization"]["objects"][0].startswith(
-        "AccessPolicy bookinfo/productpage-reads-backends (policies/access.yaml:")
+        "AccessPolicy bookinfo/productpage-reads-backends (policies/access.yaml:"
+    )
 
 
 def test_the_spec_example_answer_is_what_why_says_apart_from_the_explanation_text() -> None:
@@ -124,7 +134,8 @@ def test_reviews_reads_ratings_with_get_and_not_with_post_and_the_fix_adds_post(
     assert miss.field == "spec.allowedMethods"
     assert miss.location.startswith("policies/access.yaml:")
     assert [(e.target, e.op, e.field, e.value) for e in miss.edits] == [
-        ("AccessPolicy bookinfo/reviews-reads-ratings", "add", "spec.allowedMethods", "POST")]
+        ("AccessPolicy bookinfo/reviews-reads-ratings", "add", "spec.allowedMethods", "POST")
+    ]
     assert miss.verified is True and miss.code_after == "ALLOWED"
 
 
@@ -177,8 +188,7 @@ def test_istio_and_linkerd_meshes_in_different_virtual_meshes_are_not_federated(
 
 
 def test_codes_follow_the_path_order() -> None:
-    assert first_code([DENIED_ENFORCED, "ALLOWED", MTLS_MISMATCH, NO_DNS]) == (NO_DNS, (MTLS_MISMATCH,
-                                                                                       DENIED_ENFORCED))
+    assert first_code([DENIED_ENFORCED, "ALLOWED", MTLS_MISMATCH, NO_DNS]) == (NO_DNS, (MTLS_MISMATCH, DENIED_ENFORCED))
     assert first_code(["ALLOWED", "GATEWAY_IDENTITY"]) == ("ALLOWED", ("GATEWAY_IDENTITY",))
 
 
@@ -191,8 +201,11 @@ def test_limited_trust_is_not_federated_with_the_rule_sets_reason(tmp_path: Path
     def limited(doc: dict[str, Any]) -> None:
         doc["spec"]["trust"] = {"limited": {}}
 
-    sim = Variation(tmp_path / "s").edit("policies/virtual-meshes.yaml", limited, kind="VirtualMesh",
-                                         name="bookinfo").simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .edit("policies/virtual-meshes.yaml", limited, kind="VirtualMesh", name="bookinfo")
+        .simulate()
+    )
     v = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/ratings"))
     assert (v.allowed, v.code) == (False, NOT_FEDERATED)
     assert "LIMITED_TRUST" in v.reason
@@ -202,8 +215,11 @@ def test_without_dns_capture_the_global_name_does_not_resolve(tmp_path: Path) ->
     def no_capture(config: dict[str, Any]) -> None:
         config["defaultConfig"]["proxyMetadata"]["ISTIO_META_DNS_CAPTURE"] = "false"
 
-    sim = Variation(tmp_path / "s").edit(ISTIO_SYSTEM_1, mesh_config(no_capture), kind="ConfigMap",
-                                         name="istio").simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .edit(ISTIO_SYSTEM_1, mesh_config(no_capture), kind="ConfigMap", name="istio")
+        .simulate()
+    )
     v = answer(sim.fleet, q(PRODUCTPAGE, "ratings.bookinfo.svc.cluster-2.global"))
     assert (v.allowed, v.code) == (False, NO_DNS)
     # Routes from cluster.local names to the federated host still work (API §4).
@@ -215,32 +231,52 @@ def test_a_gateway_without_address_is_no_gateway_address(tmp_path: Path) -> None
     def unaddressed(doc: dict[str, Any]) -> None:
         doc["status"] = {"loadBalancer": {}}
 
-    sim = Variation(tmp_path / "s").edit("clusters/cluster-2/eastwest-gateway.yaml", unaddressed, kind="Service",
-                                         name="istio-eastwestgateway").simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .edit("clusters/cluster-2/eastwest-gateway.yaml", unaddressed, kind="Service", name="istio-eastwestgateway")
+        .simulate()
+    )
     for target in ("cluster-2/bookinfo/ratings", "ratings.bookinfo.svc.cluster-2.global"):
         v = answer(sim.fleet, q(PRODUCTPAGE, target))
         assert (v.allowed, v.code) == (False, NO_GATEWAY_ADDRESS), target
 
 
 def test_plaintext_to_a_strict_workload_is_mtls_mismatch(tmp_path: Path) -> None:
-    sim = Variation(tmp_path / "s").add("clusters/cluster-1/user-mtls.yaml", [
-        user_object("PeerAuthentication", "security.istio.io/v1", "bookinfo", "strict", {"mtls": {"mode": "STRICT"}}),
-        user_object("DestinationRule", "networking.istio.io/v1", "bookinfo", "productpage-plaintext",
-                    {"host": "productpage", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
-    ]).simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .add(
+            "clusters/cluster-1/user-mtls.yaml",
+            [
+                user_object(
+                    "PeerAuthentication", "security.istio.io/v1", "bookinfo", "strict", {"mtls": {"mode": "STRICT"}}
+                ),
+                user_object(
+                    "DestinationRule",
+                    "networking.istio.io/v1",
+                    "bookinfo",
+                    "productpage-plaintext",
+                    {"host": "productpage", "trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+                ),
+            ],
+        )
+        .simulate()
+    )
     v = answer(sim.fleet, q(REVIEWS_V1, "productpage"))
     assert (v.allowed, v.code) == (False, MTLS_MISMATCH)
     assert not v.mtls
     mtls = next(s for s in v.explanation if s.step == "mtls")
-    assert any("DestinationRule bookinfo/productpage-plaintext (clusters/cluster-1/user-mtls.yaml" in o
-               for o in mtls.objects)
+    assert any(
+        "DestinationRule bookinfo/productpage-plaintext (clusters/cluster-1/user-mtls.yaml" in o for o in mtls.objects
+    )
 
 
 def test_meshes_whose_roots_share_nothing_are_mtls_mismatch(tmp_path: Path) -> None:
-    sim = (Variation(tmp_path / "s")
-           .add("clusters/cluster-1/root.yaml", [root_cert_configmap(self_signed_pem("root one"))])
-           .add("clusters/cluster-2/root.yaml", [root_cert_configmap(self_signed_pem("root two"))])
-           .simulate())
+    sim = (
+        Variation(tmp_path / "s")
+        .add("clusters/cluster-1/root.yaml", [root_cert_configmap(self_signed_pem("root one"))])
+        .add("clusters/cluster-2/root.yaml", [root_cert_configmap(self_signed_pem("root two"))])
+        .simulate()
+    )
     v = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews"))
     assert (v.allowed, v.code) == (False, MTLS_MISMATCH)
     assert "share no certificate" in v.reason
@@ -250,18 +286,40 @@ def test_a_trust_domain_the_destination_does_not_accept_is_rejected(tmp_path: Pa
     def own_domain(config: dict[str, Any]) -> None:
         config["trustDomain"] = "cluster-2.example"
 
-    sim = Variation(tmp_path / "s").edit(ISTIO_SYSTEM_2, mesh_config(own_domain), kind="ConfigMap",
-                                         name="istio").simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .edit(ISTIO_SYSTEM_2, mesh_config(own_domain), kind="ConfigMap", name="istio")
+        .simulate()
+    )
     v = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews"))
     assert (v.allowed, v.code) == (False, TRUST_DOMAIN_REJECTED)
+    # API §6: the other obstacles on the same backend are causes. productpage may only GET reviews.
+    post = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
+    assert (post.code, post.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_ENFORCED,))
+    assert [b.code for b in post.backends] == [TRUST_DOMAIN_REJECTED]
 
 
 def test_a_user_deny_policy_is_denied_explicit_and_the_fix_removes_its_rule(tmp_path: Path) -> None:
-    sim = Variation(tmp_path / "s").add("clusters/cluster-2/deny.yaml", [
-        user_object("AuthorizationPolicy", "security.istio.io/v1", "bookinfo", "no-rating-zero", {
-            "selector": {"matchLabels": {"app": "ratings"}}, "action": "DENY",
-            "rules": [{"to": [{"operation": {"paths": ["/ratings/0"]}}]}]}),
-    ]).simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .add(
+            "clusters/cluster-2/deny.yaml",
+            [
+                user_object(
+                    "AuthorizationPolicy",
+                    "security.istio.io/v1",
+                    "bookinfo",
+                    "no-rating-zero",
+                    {
+                        "selector": {"matchLabels": {"app": "ratings"}},
+                        "action": "DENY",
+                        "rules": [{"to": [{"operation": {"paths": ["/ratings/0"]}}]}],
+                    },
+                ),
+            ],
+        )
+        .simulate()
+    )
     v = why(sim, q(REVIEWS_V2, "ratings", path="/ratings/0"))
     assert (v.allowed, v.code) == (False, DENIED_EXPLICIT)
     assert "bookinfo/no-rating-zero" in v.reason
@@ -276,8 +334,11 @@ def test_without_enforcement_an_access_policy_still_denies_what_it_does_not_allo
     def disabled(doc: dict[str, Any]) -> None:
         doc["spec"]["accessPolicyEnforcement"] = "DISABLED"
 
-    sim = Variation(tmp_path / "s").edit("policies/virtual-meshes.yaml", disabled, kind="VirtualMesh",
-                                         name="bookinfo").simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .edit("policies/virtual-meshes.yaml", disabled, kind="VirtualMesh", name="bookinfo")
+        .simulate()
+    )
     v = why(sim, q(REVIEWS_V2, "ratings", method="POST", path="/ratings/1"))
     assert (v.allowed, v.code) == (False, DENIED_DEFAULT)
     assert v.nearest_miss is not None and v.nearest_miss.verified is True
@@ -286,10 +347,17 @@ def test_without_enforcement_an_access_policy_still_denies_what_it_does_not_allo
 
 
 def test_unmodelled_objects_on_the_path_are_assumptions(tmp_path: Path) -> None:
-    sim = Variation(tmp_path / "s").add("clusters/cluster-2/extras.yaml", [
-        user_object("EnvoyFilter", "networking.istio.io/v1alpha3", "bookinfo", "lua", {"configPatches": []}),
-        user_object("NetworkPolicy", "networking.k8s.io/v1", "bookinfo", "fence", {"podSelector": {}}),
-    ]).simulate()
+    sim = (
+        Variation(tmp_path / "s")
+        .add(
+            "clusters/cluster-2/extras.yaml",
+            [
+                user_object("EnvoyFilter", "networking.istio.io/v1alpha3", "bookinfo", "lua", {"configPatches": []}),
+                user_object("NetworkPolicy", "networking.k8s.io/v1", "bookinfo", "fence", {"podSelector": {}}),
+            ],
+        )
+        .simulate()
+    )
     v = answer(sim.fleet, q(REVIEWS_V2, "ratings", path="/ratings/1"))
     assert {"ENVOYFILTER_NOT_MODELLED", "NETWORKPOLICY_NOT_MODELLED"} <= set(v.assumptions)
     elsewhere = answer(sim.fleet, q("cluster-3/emojivoto/web", "emoji-svc", port=8080))

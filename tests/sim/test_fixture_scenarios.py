@@ -1,0 +1,108 @@
+"""Small scenarios unlike the bundled one (`tests/fixtures/scenarios/`), answers checked by hand against the API.
+
+- `istio-revision`: one cluster, Istio revision `1-22` injected by `istio.io/rev`, no VirtualMesh.
+- `two-trust-domains-aliases`: two Istio clusters with their own trust domains, aliasing each other.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from meshrules.kube.scenario import load_scenario
+from meshrules.pipeline import analyse
+from meshrules.pipeline.query import Simulation, simulate, why
+from meshrules.sim.why import Query
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
+
+
+@cache
+def _sim(name: str) -> Simulation:
+    return simulate(analyse(load_scenario(SCENARIOS / name)))
+
+
+def _ask(
+    name: str, source: str, target: str, port: int | None = None, method: str = "GET", path: str = "/", **headers: str
+) -> dict[str, object]:
+    query = Query(
+        source, target, port, method, path, tuple(sorted((k.replace("_", "-"), v) for k, v in headers.items()))
+    )
+    return why(_sim(name), query).to_json()
+
+
+def _backends(got: dict[str, object]) -> list[tuple[str, object, int, str]]:
+    return [(b["destination"], b["subset"], b["weight"], b["code"]) for b in got["backends"]]  # type: ignore[attr-defined,index]
+
+
+def test_revision_mesh_and_its_workloads_are_discovered() -> None:
+    fleet = _sim("istio-revision").fleet
+    (mesh,) = fleet.meshes.values()
+    assert (mesh.name, mesh.revision, mesh.trust_domain) == ("istiod-1-22-istio-system-east", "1-22", "east.example")
+    # `batch` opts out, `old` runs in a namespace without injection: neither is a workload.
+    assert sorted(w.controller.name for w in fleet.workloads.values()) == ["api-v1", "api-v2", "web"]
+    # `external-db` has no selector: not a destination.
+    assert sorted(d.service for d in fleet.destinations.values()) == ["api", "web"]
+
+
+def test_header_match_from_web_goes_to_v2_with_its_retries_and_the_namespace_timeout() -> None:
+    got = _ask("istio-revision", "east/shop/web", "api", 8080, path="/v1/x", x_beta="1")
+    assert (got["allowed"], got["code"]) == (True, "ALLOWED")
+    assert _backends(got) == [("east/shop/api", {"version": "v2"}, 100, "ALLOWED")]
+    # api-timeout-b (namespace shop) is more specific than api-canary (all sources); api-timeout-a
+    # conflicts with b and is the later accepted: INVALID, contributes nothing.
+    assert got["timeout"] == "8s"
+    assert got["retries"] == {"attempts": 5, "perTryTimeout": "1s"}
+    assert got["mtls"] is True
+
+
+def test_without_the_header_the_canary_split_applies_and_istio_default_retries() -> None:
+    got = _ask("istio-revision", "east/shop/web", "api", 8080, path="/v1/x")
+    assert _backends(got) == [
+        ("east/shop/api", {"version": "v1"}, 90, "ALLOWED"),
+        ("east/shop/api", {"version": "v2"}, 10, "ALLOWED"),
+    ]
+    assert got["timeout"] == "8s" and got["retries"] == {"attempts": 2, "perTryTimeout": None}
+
+
+def test_an_access_policy_denies_what_it_does_not_allow_without_a_virtual_mesh() -> None:
+    for path, method, field in (("/v2/x", "GET", "spec.allowedPaths"), ("/v1/x", "POST", "spec.allowedMethods")):
+        got = _ask("istio-revision", "east/shop/web", "api", 8080, method=method, path=path)
+        assert (got["allowed"], got["code"]) == (False, "DENIED_DEFAULT")
+        assert got["nearestMiss"]["field"] == field and got["nearestMiss"]["verified"] is True  # type: ignore[index]
+    # the port the policy does not list
+    got = _ask("istio-revision", "east/shop/web", "api", 9090, path="/v1/x", x_beta="1")
+    assert (got["allowed"], got["code"]) == (False, "DENIED_DEFAULT")
+    # web has no AccessPolicy: open
+    assert _ask("istio-revision", "east/shop/api-v1", "web")["code"] == "ALLOWED"
+
+
+def test_revision_scenario_statuses_and_findings() -> None:
+    sim = _sim("istio-revision")
+    decision = sim.decision
+    assert [(f.code, f.object) for f in decision.findings] == [("MR0610", "TrafficPolicy shop/selects-nothing")]
+    errors = sorted((e.policy, e.destination, e.code) for e in sim.translation.status_entries)
+    assert errors == [("TrafficPolicy shop/api-timeout-a", "api-shop-east", "MR0613")]
+
+
+def test_aliased_trust_domains_federate_and_keep_principals_of_both_domains() -> None:
+    got = _ask("two-trust-domains-aliases", "alpha/store/front", "cart")
+    assert (got["allowed"], got["code"]) == (True, "ALLOWED")
+    assert _backends(got) == [
+        ("alpha/store/cart", None, 70, "ALLOWED"),
+        ("beta/store/cart", {"version": "v2"}, 30, "ALLOWED"),
+    ]
+    assert got["retries"] == {"attempts": 4, "perTryTimeout": "300ms"}
+    assert [h["kind"] for h in got["hops"]] == ["sidecar", "destination", "eastwest-gateway", "destination"]  # type: ignore[index]
+    # cart-to-pay names the account in any cluster: POST only
+    assert _ask("two-trust-domains-aliases", "alpha/store/cart-v1", "beta/store/pay", method="POST")["allowed"] is True
+    assert _ask("two-trust-domains-aliases", "alpha/store/cart-v1", "beta/store/pay")["code"] == "DENIED_ENFORCED"
+
+
+def test_aliases_let_the_other_clusters_callers_through_a_cluster_scoped_source_and_check_warns() -> None:
+    # alpha-to-cart allows `clusters: [alpha], namespaces: [store]`; beta aliases alpha's trust
+    # domain, so Istio at beta's cart also admits beta's `store` callers (ReplaceTrustDomainAliases).
+    got = _ask("two-trust-domains-aliases", "beta/store/pay", "cart")
+    assert (got["allowed"], got["code"]) == (True, "ALLOWED")
+    decision = _sim("two-trust-domains-aliases").decision
+    assert sorted(f.code for f in decision.findings) == ["MR0622", "MR0622"]
