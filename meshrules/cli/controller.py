@@ -64,7 +64,8 @@ def controller_command(
     def connect(name: str, text: str) -> KubeCluster:
         return KubeCluster.from_kubeconfig_text(text, name=name, identity=settings.identity)
 
-    controller = Controller(management, default_translate(), connect, settings, Metrics())
+    metrics = Metrics()
+    controller = Controller(management, default_translate(metrics), connect, settings, metrics)
     health = HealthServer(controller.metrics, controller.alive, controller.ready, host, int(port)).start()
     done = threading.Event()
 

@@ -27,6 +27,13 @@ class Metrics:
             registry=self.registry,
         )
         self.reconciles = Counter("meshrules_reconciles_total", "Reconciles run.", registry=self.registry)
+        self.translations = Counter(
+            "meshrules_translations_total",
+            "Translations run, per path: how much of the previous translation each reused "
+            "(full, redecide, update, unchanged).",
+            ["path"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "meshrules_reconcile_errors_total",
             "Failed reads, translations or writes, per cluster (`management` for the management cluster).",

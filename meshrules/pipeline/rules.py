@@ -16,7 +16,8 @@ that must not touch the disk pass a ``Program`` to ``decide_with``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from meshrules.dsl.checks import check
@@ -31,6 +32,50 @@ from meshrules.pipeline.discovery import Analysis
 from meshrules.resources import default_rules_dir
 
 
+@dataclass(frozen=True)
+class RuleInputs:
+    """The rule files a decision reads: their names in load order, and how to read each one."""
+
+    files: tuple[str, ...]
+    read: Callable[[str], str]
+
+    def load(self, builtins: BuiltinRegistry) -> Program:
+        """Parse and check the files (and what they include) against ``builtins``."""
+        modules, sources = load_modules(self.files, self.read)
+        return check(modules, builtins.signatures(), sources)
+
+    def loaded(self, files: Sequence[str], program: Program) -> bool:
+        """Whether ``program``, loaded from ``files``, is what these inputs load now.
+
+        Parsing and checking are functions of the files' names and texts, so equal names and texts
+        give an equal program; a file that cannot be read any more counts as changed.
+        """
+        if tuple(files) != self.files:
+            return False
+        for path, text in program.sources.items():
+            try:
+                if self.read(path) != text:
+                    return False
+            except (OSError, UnicodeDecodeError):
+                return False
+        return True
+
+
+def rule_inputs(rules_dir: Path | None = None, extra: Sequence[RuleSource] = ()) -> RuleInputs:
+    """The files of ``rules_dir`` (default: the shipped ``rules/``), then the ``extra`` texts.
+
+    Raises ``InputError`` when the directory does not exist.
+    """
+    directory = rules_dir if rules_dir is not None else default_rules_dir()
+    in_memory = {os.path.normpath(r.path): r.text for r in extra}
+
+    def read(path: str) -> str:
+        text = in_memory.get(os.path.normpath(path))
+        return text if text is not None else read_file(path)
+
+    return RuleInputs(tuple([_shown(f) for f in rule_files([directory])] + list(in_memory)), read)
+
+
 def load_rules(
     rules_dir: Path | None = None,
     extra: Sequence[RuleSource] = (),
@@ -41,17 +86,7 @@ def load_rules(
     Raises ``RuleError`` carrying every diagnostic of every file, and ``InputError`` when the
     directory does not exist.
     """
-    registry = builtins if builtins is not None else mesh_builtins()
-    directory = rules_dir if rules_dir is not None else default_rules_dir()
-    in_memory = {os.path.normpath(r.path): r.text for r in extra}
-
-    def read(path: str) -> str:
-        text = in_memory.get(os.path.normpath(path))
-        return text if text is not None else read_file(path)
-
-    files = [_shown(f) for f in rule_files([directory])] + list(in_memory)
-    modules, sources = load_modules(files, read)
-    return check(modules, registry.signatures(), sources)
+    return rule_inputs(rules_dir, extra).load(builtins if builtins is not None else mesh_builtins())
 
 
 def _shown(path: str) -> str:
@@ -73,4 +108,4 @@ def decide_with(analysis: Analysis, program: Program, builtins: BuiltinRegistry 
     return decide_graph(analysis.graph, program, analysis.scenario, builtins)
 
 
-__all__ = ["Decision", "decide", "decide_with", "load_rules"]
+__all__ = ["Decision", "RuleInputs", "decide", "decide_with", "load_rules", "rule_inputs"]
