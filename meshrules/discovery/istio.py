@@ -136,17 +136,21 @@ def _mesh(cluster: str, index: ClusterIndex, source: PodSource, pilot: Container
     config = read_embedded(configmap, "mesh", findings, missing_about=source.obj, expected_name=cm_name)
 
     trust_domain = config.text("trustDomain") or DEFAULT_TRUST_DOMAIN
+    # Two different things (istiod: `TrustDomainsForValidation` vs `trustdomain.NewBundle`):
+    # mTLS accepts peers of its own domain, its aliases and the domains `caCertificates` roots
+    # verify; authorization rewrites principals through `trustDomainAliases` only.
+    aliases = tuple(sorted({a for a in config.strings("trustDomainAliases") if a != trust_domain}))
+    ca_domains: set[str] = set()
+    for i, ca in enumerate(config.objects("caCertificates")):
+        value = ca.get("trustDomains")
+        if isinstance(value, list):
+            ca_domains.update(d for d in value if isinstance(d, str))
+        elif value is not None:
+            config.wrong(f"caCertificates[{i}].trustDomains", "a list")
     if _env(source, pilot, findings).get(SKIP_VALIDATE_TRUST_DOMAIN, "").lower() == "true":
         accepted: tuple[str, ...] = ("*",)
     else:
-        domains = {trust_domain, *config.strings("trustDomainAliases")}
-        for i, ca in enumerate(config.objects("caCertificates")):
-            value = ca.get("trustDomains")
-            if isinstance(value, list):
-                domains.update(d for d in value if isinstance(d, str))
-            elif value is not None:
-                config.wrong(f"caCertificates[{i}].trustDomains", "a list")
-        accepted = tuple(sorted(domains))
+        accepted = tuple(sorted({trust_domain, *aliases, *ca_domains}))
 
     dns = config.get(f"defaultConfig.proxyMetadata.{DNS_CAPTURE}")
     roots = read_trust_roots(index.get("ConfigMap", ns, ROOT_CERT_CONFIGMAP), ROOT_CERT_KEY, findings)
@@ -161,6 +165,7 @@ def _mesh(cluster: str, index: ClusterIndex, source: PodSource, pilot: Container
         root_namespace=config.text("rootNamespace") or ns,
         trust_domain=trust_domain,
         accepted_trust_domains=accepted,
+        trust_domain_aliases=aliases,
         dns_capture=dns is True or (isinstance(dns, str) and dns.lower() == "true"),
         trust_roots=roots,
     )

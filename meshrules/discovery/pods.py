@@ -16,7 +16,7 @@ from meshrules.discovery.findings import Findings
 from meshrules.discovery.identity import DEFAULT_SERVICE_ACCOUNT
 from meshrules.discovery.index import CONTROLLER_KINDS, ClusterIndex
 from meshrules.discovery.shapes import Reader
-from meshrules.model.discovery import ContainerPort
+from meshrules.model.discovery import ContainerPort, HttpProbe
 from meshrules.model.source import KubeObject
 
 ISTIO_PROXY = "istio-proxy"
@@ -34,6 +34,7 @@ class Container:
     init: bool
     raw: Mapping[str, Any]
     path: str
+    probes: tuple[HttpProbe, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,11 @@ class PodSource:
     def app_ports(self) -> tuple[ContainerPort, ...]:
         """Ports declared by the application containers (not init containers, not mesh proxies)."""
         return tuple(p for c in self.containers if not c.init and c.name not in SIDECARS for p in c.ports)
+
+    def app_probes(self) -> tuple[HttpProbe, ...]:
+        """The HTTP probes of the application containers, sorted by port and path, each once."""
+        found = {p for c in self.containers if not c.init and c.name not in SIDECARS for p in c.probes}
+        return tuple(sorted(found, key=lambda p: (p.port, p.path)))
 
 
 def controller_sources(index: ClusterIndex, findings: Findings) -> list[PodSource]:
@@ -145,8 +151,35 @@ def _containers(reader: Reader, spec: Mapping[str, Any], spec_path: str, key: st
                     protocol=reader.text("protocol", port, ppath) or "TCP",
                 )
             )
-        out.append(Container(name=name, image=image, ports=tuple(ports), init=init, raw=raw, path=path))
+        probes = _http_probes(raw, ports)
+        out.append(Container(name=name, image=image, ports=tuple(ports), init=init, raw=raw, path=path, probes=probes))
     return out
+
+
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+def _http_probes(container: Mapping[str, Any], ports: list[ContainerPort]) -> tuple[HttpProbe, ...]:
+    """The `httpGet` probes of a container; a named port is resolved on its own ports.
+
+    Read tolerantly (the API server validated them): a probe whose port names nothing the
+    container declares is left out, as the kubelet could not run it either.
+    """
+    out: list[HttpProbe] = []
+    for key in _PROBES:
+        probe = container.get(key)
+        get = probe.get("httpGet") if isinstance(probe, Mapping) else None
+        if not isinstance(get, Mapping):
+            continue
+        port, path = get.get("port"), get.get("path")
+        number: int | None = None
+        if isinstance(port, int) and not isinstance(port, bool):
+            number = port
+        elif isinstance(port, str):
+            number = int(port) if port.isdigit() else next((p.container_port for p in ports if p.name == port), None)
+        if number is not None:
+            out.append(HttpProbe(port=number, path=path if isinstance(path, str) and path else "/"))
+    return tuple(out)
 
 
 def _owner(reader: Reader) -> tuple[str, str] | None:

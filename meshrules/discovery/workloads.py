@@ -217,6 +217,7 @@ def _workload(cluster: str, source: PodSource, mesh: Mesh) -> Workload:
         mesh=mesh.name,
         identity=identity,
         ports=source.app_ports(),
+        probes=source.app_probes(),
     )
 
 

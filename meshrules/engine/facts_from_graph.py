@@ -147,6 +147,8 @@ def _mesh(facts: Facts, mesh: Mesh) -> None:
     facts.add("mesh_config", (mesh.name, config), source=config_source)
     for domain in mesh.accepted_trust_domains:
         facts.add("mesh_accepts", (mesh.name, domain), source=config_source)
+    for domain in mesh.trust_domain_aliases:
+        facts.add("mesh_alias", (mesh.name, domain), source=config_source)
     facts.add("mesh_dns_capture", (mesh.name, mesh.dns_capture), source=config_source)
     roots = "istio-ca-root-cert" if mesh.type == MeshType.ISTIO else "linkerd-identity-trust-roots"
     for fingerprint in mesh.trust_roots:

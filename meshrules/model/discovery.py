@@ -170,7 +170,13 @@ class Mesh(DiscoveredObject):
     # Istio `rootNamespace` (mesh-wide config lives there; default: the istiod namespace); None for Linkerd.
     root_namespace: str | None = None
     trust_domain: str = DEFAULT_TRUST_DOMAIN
+    # Trust domains whose peers mTLS accepts: the own domain, Istio `trustDomainAliases` and
+    # `caCertificates[].trustDomains`; `("*",)` with `PILOT_SKIP_VALIDATE_TRUST_DOMAIN`.
     accepted_trust_domains: tuple[str, ...] = ()
+    # Istio `trustDomainAliases` (own domain left out): authorization treats principals of these
+    # domains as its own (`ReplaceTrustDomainAliases`). `caCertificates[].trustDomains` only verify
+    # certificates and are not aliases. Empty for Linkerd.
+    trust_domain_aliases: tuple[str, ...] = ()
     dns_capture: bool = False
     # Lower-case hex SHA-256 fingerprints of the DER certificates the mesh publishes as roots.
     trust_roots: tuple[str, ...] = ()
@@ -196,6 +202,14 @@ class ContainerPort(ApiModel):
     protocol: str = "TCP"
 
 
+class HttpProbe(ApiModel):
+    """A kubelet HTTP probe (`httpGet` of a liveness, readiness or startup probe) of an app container."""
+
+    # The container port it targets (a named port resolved on its container).
+    port: int
+    path: str = "/"
+
+
 class Workload(DiscoveredObject):
     """A meshed workload: pods that share a controller, a service account and a mesh."""
 
@@ -209,6 +223,9 @@ class Workload(DiscoveredObject):
     mesh: str
     identity: str
     ports: tuple[ContainerPort, ...] = ()
+    # The application containers' HTTP probes, sorted; None when not read (a Workload that
+    # discovery did not make): emitters then assume conventional health paths.
+    probes: tuple[HttpProbe, ...] | None = None
 
 
 # --- Destination ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ of its inputs, so snapshots, live clusters and tests all go through the same che
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from pydantic import BaseModel, ValidationError
 from meshrules.errors import Diagnostic, Location
 from meshrules.model.common import MANAGEMENT_NAMESPACE
 from meshrules.model.documents import Document
-from meshrules.model.policy import POLICY_KINDS, Policy
+from meshrules.model.policy import NETWORKING_API_VERSION, POLICY_KINDS, Policy
 from meshrules.model.source import KubeObject
-from meshrules.model.testing import ReachabilityTest
+from meshrules.model.testing import TESTING_API_VERSION, ReachabilityTest
 
 INVALID_FIELD = "MR0010"
 UNKNOWN_FIELD = "MR0011"
@@ -28,6 +29,7 @@ DUPLICATE_OBJECT = "MR0014"
 UNKNOWN_MESHRULES_KIND = "MR0015"
 INVALID_CLUSTER_NAME = "MR0016"
 MISPLACED_OBJECT = "MR0017"
+WRONG_API_VERSION = "MR0018"
 
 # Kinds that have no namespace; any other object without one lives in `default`, as kubectl would.
 CLUSTER_SCOPED_KINDS = frozenset(
@@ -178,6 +180,11 @@ def read_policy_documents(docs: Sequence[Document], into: PolicyDocuments | None
             model = ReachabilityTest
         elif kind in POLICY_KINDS and doc.api_version.startswith("networking.meshrules.io/"):
             model = POLICY_KINDS[kind]
+        elif kind in _API_VERSIONS:
+            # A meshrules kind without its apiVersion (left out, or another API's, such as Gloo
+            # Mesh's `networking.mesh.gloo.solo.io`): an error, never a silently skipped object.
+            out.diagnostics.append(_wrong_api_version(doc))
+            continue
         elif doc.is_meshrules:
             out.diagnostics.append(
                 Diagnostic(
@@ -211,6 +218,34 @@ def read_policy_documents(docs: Sequence[Document], into: PolicyDocuments | None
     return out
 
 
+# The kinds meshrules reads from `policies/` and `tests/`, and the apiVersion each must carry.
+_API_VERSIONS: Mapping[str, str] = {
+    **dict.fromkeys(POLICY_KINDS, NETWORKING_API_VERSION),
+    "ReachabilityTest": TESTING_API_VERSION,
+}
+
+
+def _wrong_api_version(doc: Document) -> Diagnostic:
+    kind, written = doc.kind, doc.api_version
+    right = _API_VERSIONS[kind]
+    if written:
+        message = f"`{kind}` has apiVersion `{written}`, which is not meshrules' API"
+    elif "apiVersion" in doc.body:
+        message = f"`{kind}` has an apiVersion that is not a string"
+    else:
+        message = f"`{kind}` has no apiVersion"
+    return Diagnostic(
+        code=WRONG_API_VERSION,
+        field="apiVersion",
+        message=message,
+        location=Location(
+            file=doc.location.file, line=doc.line_of("apiVersion" if "apiVersion" in doc.body else "kind")
+        ),
+        hint=f"set `apiVersion: {right}`",
+        object=f"{kind} {_meta_name(doc)}",
+    )
+
+
 def validation_diagnostics(exc: ValidationError, doc: Document, model: type[BaseModel]) -> list[Diagnostic]:
     """One `file:line: field: message (hint)` diagnostic per pydantic error."""
     diags = []
@@ -227,7 +262,7 @@ def validation_diagnostics(exc: ValidationError, doc: Document, model: type[Base
             hint = f"add `{loc[-1]}`"
         else:
             code = INVALID_FIELD
-            message = _lower_first(err["msg"].removeprefix("Value error, "))
+            message = _backticks(_lower_first(err["msg"].removeprefix("Value error, ")))
             hint = _hint_for(err)
         diags.append(
             Diagnostic(
@@ -261,10 +296,21 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
 
 
+# pydantic quotes allowed values as 'X'; our messages put user-facing values in backticks.
+_QUOTED = re.compile(r"'([^'\s]*)'")
+
+
+def _backticks(text: str) -> str:
+    return _QUOTED.sub(r"`\1`", text)
+
+
 def _hint_for(err: Any) -> str:
     ctx = err.get("ctx") or {}
-    if "expected" in ctx:
-        return f"expected {ctx['expected']}"
+    expected = ctx.get("expected")
+    # Enum and literal messages already list what is expected ("input should be 'A' or 'B'"):
+    # say it once, and show what was written instead.
+    if isinstance(expected, str) and expected not in err.get("msg", ""):
+        return f"expected {_backticks(expected)}"
     value = err.get("input")
     if isinstance(value, str | int | float | bool):
         return f"got `{value}`"

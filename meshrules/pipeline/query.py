@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from meshrules.errors import InputError, MeshrulesError
@@ -53,8 +54,14 @@ def simulate(analysis: Analysis, rules_dir: Path | None = None, *, memoise: bool
     """Decide and translate ``analysis``, and build the simulator's fleet over the result."""
     decision = decide(analysis, rules_dir=rules_dir)
     translation = translate(analysis, decision.intent)
-    fleet = Fleet(analysis.scenario, analysis.discovery, decision.intent, translation.objects, model=decision.model,
-                  memoise=memoise)
+    fleet = Fleet(
+        analysis.scenario,
+        analysis.discovery,
+        decision.intent,
+        translation.objects,
+        model=decision.model,
+        memoise=memoise,
+    )
     return Simulation(analysis, decision, translation, fleet, rules_dir)
 
 
@@ -152,10 +159,34 @@ def _edit_cluster(snapshot: ClusterSnapshot, kind: str, key: str, edit: Edit) ->
     for obj in snapshot.objects:
         if obj.kind == kind and obj.namespace == namespace and obj.name == name:
             body = copy.deepcopy(dict(obj.body))
-            _apply(body, edit)
+            if kind == "ConfigMap" and _embedded(body, edit.field):
+                _apply_embedded(body, edit)
+            else:
+                _apply(body, edit)
             obj = replace(obj, body=body)
         objects.append(obj)
     return replace(snapshot, objects=tuple(objects))
+
+
+def _embedded(body: Mapping[str, Any], field: str) -> bool:
+    """Whether ``field`` walks into a YAML document kept as text under a ConfigMap key
+    (`data.mesh.trustDomainAliases`: Istio's mesh config is the YAML text of key `mesh`)."""
+    parts = field.split(".")
+    data = body.get("data")
+    return len(parts) > 2 and parts[0] == "data" and isinstance(data, Mapping) and isinstance(data.get(parts[1]), str)
+
+
+def _apply_embedded(body: dict[str, Any], edit: Edit) -> None:
+    """Apply ``edit`` inside the YAML text of ConfigMap key ``data.<key>`` and write it back."""
+    _, key, rest = edit.field.split(".", 2)
+    try:
+        doc = yaml.safe_load(body["data"][key]) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"`data.{key}` of `{edit.target}` is not valid YAML") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"`data.{key}` of `{edit.target}` is not a YAML object")
+    _apply(doc, replace(edit, field=rest))
+    body["data"] = {**body["data"], key: yaml.safe_dump(doc, sort_keys=True)}
 
 
 def _apply(body: dict[str, Any], edit: Edit) -> None:

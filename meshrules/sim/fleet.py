@@ -202,10 +202,12 @@ class Fleet:
             bucket.extend(objs)
             for body in objs:
                 meta = body.get("metadata") or {}
-                self._sources[(cluster, str(body.get("kind")), str(meta.get("namespace") or ""),
-                               str(meta.get("name")))] = meta
-        mirrors = mirror_objects(self.intent.federation, self.meshes, self.destinations, self.membership,
-                                 self.cluster_domain)
+                self._sources[
+                    (cluster, str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+                ] = meta
+        mirrors = mirror_objects(
+            self.intent.federation, self.meshes, self.destinations, self.membership, self.cluster_domain
+        )
         for cluster, objs in mirrors.items():
             self.objects.setdefault(cluster, []).extend(objs)
 
@@ -336,8 +338,8 @@ class Fleet:
         if authz is None:
             bundle = None
             if mesh is not None:
-                aliases = tuple(d for d in mesh.accepted_trust_domains if d not in (mesh.trust_domain, "*"))
-                bundle = TrustDomainBundle(mesh.trust_domain, aliases)
+                # `trustDomainAliases` only: `caCertificates[].trustDomains` are for mTLS.
+                bundle = TrustDomainBundle(mesh.trust_domain, mesh.trust_domain_aliases)
             with gc_paused():
                 authz = compile_policies(
                     (o for o in self.objects.get(cluster, ()) if o.get("kind") == "AuthorizationPolicy"),
@@ -356,7 +358,8 @@ class Fleet:
             with gc_paused():
                 pas = compile_peer_authentications(
                     (o for o in self.objects.get(cluster, ()) if o.get("kind") == "PeerAuthentication"),
-                    root_namespace=root)
+                    root_namespace=root,
+                )
             self._caches.peer_auth[key] = pas
         return pas
 
@@ -366,8 +369,9 @@ class Fleet:
         if routing is None:
             objs = self.objects.get(cluster, ())
             with gc_paused():
-                routing = compile_linkerd_routing(objs, config=self.linkerd_config(cluster),
-                                                  cluster_domain=self.domain(cluster))
+                routing = compile_linkerd_routing(
+                    objs, config=self.linkerd_config(cluster), cluster_domain=self.domain(cluster)
+                )
             self._caches.linkerd_routing[cluster] = routing
         return routing
 
@@ -394,7 +398,7 @@ class Fleet:
         key = (cluster, root)
         found = self._caches.principals.get(key)
         if found is None:
-            aliases = mesh is not None and any(d not in (mesh.trust_domain, "*") for d in mesh.accepted_trust_domains)
+            aliases = mesh is not None and bool(mesh.trust_domain_aliases)
             found = PrincipalClasses(self.objects.get(cluster, ()), aliases=aliases)
             self._caches.principals[key] = found
         return found
@@ -412,7 +416,8 @@ class Fleet:
         view = self._caches.pods.get(workload.name)
         if view is None:
             body = self.controller_body(workload) or {
-                "kind": "Pod", "metadata": {"namespace": workload.namespace, "labels": dict(workload.pod_labels)},
+                "kind": "Pod",
+                "metadata": {"namespace": workload.namespace, "labels": dict(workload.pod_labels)},
             }
             view = pod_view(body)
             self._caches.pods[workload.name] = view
@@ -489,4 +494,3 @@ def dialed(fleet: Fleet, caller: Workload, destination: Destination) -> str | No
         return destination.local_fqdn
     edge = fleet.edge.get((destination.name, caller.mesh))
     return edge.host if edge is not None else None
-

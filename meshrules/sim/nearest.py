@@ -11,6 +11,15 @@ For a request denied at a destination, in this order:
 * nothing selects the destination (enforcement denies): a new AccessPolicy for exactly this
   caller's service account, destination, method and port.
 
+A request stopped before authorization is not fixed by a policy edit:
+
+* TRUST_DOMAIN_REJECTED (an Istio destination mesh does not accept the caller's trust domain):
+  the mesh-config change `check` gives in MR0606 — add the caller's trust domain to
+  `trustDomainAliases` under key `mesh` of the destination mesh's ConfigMap — followed by the
+  policy edit for what the backend would deny next, if anything;
+* MTLS_MISMATCH (no common root, or plaintext against STRICT): no nearest miss; the reason says
+  what does not match.
+
 The miss is computed here, purely; whether the edit really flips the answer needs the rule set
 and the emitters, so `meshrules.pipeline.query` applies the edits, re-runs the whole pipeline and
 the query, and fills in `NearestMiss.verified`.
@@ -21,12 +30,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from meshrules.engine.facts_from_graph import mesh_config_map
 from meshrules.model.common import MANAGEMENT_NAMESPACE
+from meshrules.model.discovery import MeshType
+from meshrules.model.source import KubeObject
 from meshrules.sim.access import check_rule, closest
-from meshrules.sim.call import Call, Denial
+from meshrules.sim.call import Call, Denial, Leg
+from meshrules.sim.istio.mtls import trust_domain_accepted
 from meshrules.sim.verdict import DENIED_EXPLICIT, Edit, NearestMiss
 
-__all__ = ["nearest_miss"]
+__all__ = ["nearest_miss", "trust_domain_miss"]
+
+# Where Istio keeps the aliases: a YAML document under this key of the mesh's ConfigMap (the
+# edit's field walks into it; `meshrules.pipeline.query.apply_edits` parses and re-writes it).
+_MESH_KEY = "mesh"
+_ALIASES_FIELD = f"data.{_MESH_KEY}.trustDomainAliases"
 
 # Kubernetes names are at most 63 characters in a label; a generated policy name stays within it.
 _MAX_NAME = 63
@@ -63,8 +81,14 @@ def _remove_deny(call: Call, denial: Denial, backend: str) -> NearestMiss:
     obj = call.fleet.mesh_object(dest.cluster, "AuthorizationPolicy", key)
     field = f"spec.rules[{denial.rule}]"
     edit = Edit(f"{dest.cluster}/AuthorizationPolicy {key}", "remove", field, None)
-    return NearestMiss(f"AuthorizationPolicy {key}", obj.location if obj else "", field,
-                       f"DENY rule {denial.rule} of `{key}` matches the request", (edit,), backend)
+    return NearestMiss(
+        f"AuthorizationPolicy {key}",
+        obj.location if obj else "",
+        field,
+        f"DENY rule {denial.rule} of `{key}` matches the request",
+        (edit,),
+        backend,
+    )
 
 
 def _source_ref(call: Call) -> dict[str, str]:
@@ -119,18 +143,72 @@ def _create(call: Call, denial: Denial, backend: str) -> NearestMiss:
     name = _UNSAFE.sub("-", f"allow-{call.caller.service_account}-to-{dest.service}".lower()).strip("-")[:_MAX_NAME]
     spec: dict[str, Any] = {
         "sourceSelector": [{"serviceAccounts": [_source_ref(call)]}],
-        "destinationSelector": [{"services": [{"name": dest.service, "namespace": dest.namespace,
-                                               "cluster": dest.cluster}]}],
+        "destinationSelector": [
+            {"services": [{"name": dest.service, "namespace": dest.namespace, "cluster": dest.cluster}]}
+        ],
         "allowedMethods": [call.method],
     }
     if denial.service_port is not None:
         spec["allowedPorts"] = [denial.service_port]
     namespace = dest.namespace or MANAGEMENT_NAMESPACE
-    body = {"apiVersion": "networking.meshrules.io/v1alpha1", "kind": "AccessPolicy",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    body = {
+        "apiVersion": "networking.meshrules.io/v1alpha1",
+        "kind": "AccessPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
     ref = f"AccessPolicy {namespace}/{name}"
     member = call.fleet.membership.get(dest.mesh or "")
-    why = (f"no AccessPolicy selects {dest.name} and {member.virtual_mesh} enforces access"
-           if member is not None and member.enforced and member.virtual_mesh else
-           f"no AccessPolicy selects {dest.name}")
+    why = (
+        f"no AccessPolicy selects {dest.name} and {member.virtual_mesh} enforces access"
+        if member is not None and member.enforced and member.virtual_mesh
+        else f"no AccessPolicy selects {dest.name}"
+    )
     return NearestMiss(ref, "", "spec.destinationSelector", why, (Edit(ref, "create", "", body),), backend)
+
+
+def trust_domain_miss(call: Call, leg: Leg) -> NearestMiss | None:
+    """For TRUST_DOMAIN_REJECTED at ``leg``: the mesh-config change that makes the destination
+    accept the caller's trust domain (MR0606's hint), then the policy edit for the next obstacle.
+
+    None when the rejecting mesh is not Istio (Linkerd accepts one trust domain: reinstalling is
+    no edit) or the caller's trust domain is in fact accepted.
+    """
+    fleet = call.fleet
+    dest = fleet.destination_by_ref.get(leg.backend.destination)
+    dest_mesh = fleet.meshes.get(dest.mesh or "") if dest is not None else None
+    if dest is None or dest_mesh is None or call.mesh is None or dest_mesh.type != MeshType.ISTIO:
+        return None
+    caller_domain = call.mesh.trust_domain
+    decision = trust_domain_accepted(
+        caller_domain, dest_mesh.accepted_trust_domains, destination_trust_domain=dest_mesh.trust_domain
+    )
+    if decision.accepted:
+        return None
+    configmap = _mesh_configmap(call, dest_mesh.cluster, dest_mesh.namespace, mesh_config_map(dest_mesh))
+    key = f"{dest_mesh.namespace}/{configmap.name if configmap is not None else mesh_config_map(dest_mesh)}"
+    edits = [Edit(f"{dest_mesh.cluster}/ConfigMap {key}", "add", _ALIASES_FIELD, caller_domain)]
+    detail = (
+        f"`{dest_mesh.name}` does not accept trust domain `{caller_domain}` of the caller's mesh "
+        f"`{call.mesh.name}`; meshrules does not edit the mesh installation"
+    )
+    if leg.denial is not None:
+        # Past the trust domain the backend would still deny: the policy edit for that too, so
+        # that the verified re-run shows the request allowed.
+        after = nearest_miss(call, leg.denial)
+        if after is not None:
+            edits += after.edits
+            detail += f"; then {after.policy}: {after.detail}"
+    location = str(configmap.field_location(f"data.{_MESH_KEY}")) if configmap is not None else ""
+    return NearestMiss(f"ConfigMap {key}", location, _ALIASES_FIELD, detail, tuple(edits), leg.backend.destination)
+
+
+def _mesh_configmap(call: Call, cluster: str, namespace: str, name: str) -> KubeObject | None:
+    """The ConfigMap discovery read the mesh config from (`istio-<rev>`, else `istio`)."""
+    found: dict[str, KubeObject] = {}
+    for snapshot in call.fleet.scenario.clusters:
+        if snapshot.name == cluster:
+            for obj in snapshot.objects:
+                if obj.kind == "ConfigMap" and obj.namespace == namespace and obj.name in (name, "istio"):
+                    found[obj.name] = obj
+    return found.get(name) or found.get("istio")

@@ -33,22 +33,25 @@ from meshrules.sim.istio.routing import Backend as IstioBackend
 from meshrules.sim.legs import judge, not_federated_reason, own_hops, stopped
 from meshrules.sim.linkerd.routing import LinkerdBackend, LinkerdCaller, LinkerdRouteDecision
 from meshrules.sim.mirrors import mirror_service_name
-from meshrules.sim.nearest import nearest_miss
+from meshrules.sim.nearest import nearest_miss, trust_domain_miss
 from meshrules.sim.objects import Hop
 from meshrules.sim.request import Request
 from meshrules.sim.traffic import contributing_policies
 from meshrules.sim.verdict import (
     ALLOWED,
     GATEWAY_IDENTITY,
+    MTLS_MISMATCH,
     NO_GATEWAY_ADDRESS,
     NO_HEALTHY_UPSTREAM,
     NO_ROUTE,
     NOT_FEDERATED,
     PATH_ORDER,
+    TRUST_DOMAIN_REJECTED,
     Backend,
     Fault,
     HeaderChanges,
     Mirror,
+    NearestMiss,
     RetryPolicy,
     Step,
     Verdict,
@@ -265,9 +268,7 @@ class _Base:
         )
         miss = None
         if nearest and not allowed:
-            denial = next((leg.denial for leg in legs if leg.denial is not None and leg.backend.code == code), None)
-            if denial is not None:
-                miss = nearest_miss(call, denial)
+            miss = _nearest(call, code, legs)
         return self._verdict(
             route.host,
             route.port,
@@ -288,6 +289,21 @@ class _Base:
             reason=reason,
             cited=tuple(sorted(cited)),
         )
+
+
+def _nearest(call: Call, code: str, legs: Sequence[Leg]) -> NearestMiss | None:
+    """The nearest miss for the verdict's ``code``: an edit that removes that obstacle, or None.
+
+    An AccessPolicy edit cannot fix a request stopped before authorization: a rejected trust
+    domain needs the mesh-config change; a mismatched mTLS has no single edit to offer.
+    """
+    if code == TRUST_DOMAIN_REJECTED:
+        leg = next((leg for leg in legs if leg.backend.code == code), None)
+        return trust_domain_miss(call, leg) if leg is not None else None
+    if code == MTLS_MISMATCH:
+        return None
+    denial = next((leg.denial for leg in legs if leg.denial is not None and leg.backend.code == code), None)
+    return nearest_miss(call, denial) if denial is not None else None
 
 
 def _tidy(step: Step) -> Step:

@@ -66,6 +66,9 @@ defaultConfig:
     mesh = run(c1=kube(_mesh_config(mesh_text))).meshes[0]
     assert mesh.trust_domain == "east.example"
     assert mesh.accepted_trust_domains == ("east.example", "old.example", "west.example")
+    # Only `trustDomainAliases` rewrite principals for authorization; `caCertificates` domains
+    # only say which root verifies whose certificates (mTLS). The own domain is no alias.
+    assert mesh.trust_domain_aliases == ("old.example",)
     assert mesh.dns_capture is True
     assert mesh.root_namespace == "istio-system"  # default: istiod's namespace
 
@@ -73,6 +76,13 @@ defaultConfig:
 def test_skip_validate_trust_domain_accepts_every_domain(kube: Kube, run: Discover) -> None:
     objs = istiod(env={"PILOT_SKIP_VALIDATE_TRUST_DOMAIN": "true"})
     assert run(c1=kube(dump(*objs))).meshes[0].accepted_trust_domains == ("*",)
+
+
+def test_skip_validate_trust_domain_keeps_the_aliases_for_authorization(kube: Kube, run: Discover) -> None:
+    # Skipping the peer trust-domain check does not switch off ReplaceTrustDomainAliases.
+    objs = istiod(env={"PILOT_SKIP_VALIDATE_TRUST_DOMAIN": "true"}, mesh="trustDomainAliases: [old.example]\n")
+    mesh = run(c1=kube(dump(*objs))).meshes[0]
+    assert (mesh.accepted_trust_domains, mesh.trust_domain_aliases) == (("*",), ("old.example",))
 
 
 def test_missing_mesh_config_uses_defaults_with_a_finding(kube: Kube, run: Discover) -> None:

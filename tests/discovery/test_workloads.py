@@ -19,7 +19,7 @@ from discovery_builders import (
 )
 
 from meshrules.discovery import Discovery
-from meshrules.model.discovery import ContainerPort, ControllerRef
+from meshrules.model.discovery import ContainerPort, ControllerRef, HttpProbe
 
 ISTIO_MESH = "istiod-istio-system-c1"
 LINKERD_MESH = "linkerd-destination-linkerd-c1"
@@ -176,6 +176,23 @@ def test_proxy_ports_are_not_workload_ports(kube: Kube, run: Discover) -> None:
     dep["spec"]["template"]["spec"]["containers"][1]["ports"] = [{"containerPort": 15090, "name": "http-envoy-prom"}]
     (workload,) = _one_workload(kube, run, dep).workloads
     assert workload.ports == (ContainerPort(container_port=8080, name="http"),)
+
+
+def test_http_probes_of_app_containers_are_read_with_named_ports_resolved(kube: Kube, run: Discover) -> None:
+    dep = deployment("api", "shop", {"app": "api"}, containers=("api", "istio-proxy"))
+    app, proxy = dep["spec"]["template"]["spec"]["containers"]
+    app["ports"] = [{"containerPort": 8080, "name": "http"}, {"containerPort": 9090, "name": "admin"}]
+    app["livenessProbe"] = {"httpGet": {"path": "/status/live", "port": "http"}}
+    app["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 9090}}
+    app["startupProbe"] = {"tcpSocket": {"port": 8080}}  # not HTTP: nothing to authorize by path
+    proxy["readinessProbe"] = {"httpGet": {"path": "/healthz/ready", "port": 15021}}  # the proxy's own
+    (workload,) = _one_workload(kube, run, dep).workloads
+    assert workload.probes == (HttpProbe(port=8080, path="/status/live"), HttpProbe(port=9090, path="/ready"))
+    # No probes at all is known (an empty tuple), unlike a Workload discovery did not make (None).
+    (bare,) = _one_workload(
+        kube, run, deployment("db", "shop", {"app": "db"}, containers=("db", "istio-proxy"))
+    ).workloads
+    assert bare.probes == ()
 
 
 def test_statefulset_daemonset_and_bare_pod_are_workloads_but_owned_pods_are_not(kube: Kube, run: Discover) -> None:

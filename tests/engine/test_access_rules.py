@@ -102,6 +102,31 @@ def test_a_cluster_scoped_source_whose_trust_domain_the_destination_aliases_is_a
     )
 
 
+def test_a_trust_domain_accepted_by_ca_certificates_is_no_alias(tmp_path: Path) -> None:
+    # `caCertificates[].trustDomains` make cluster-2 accept cluster-1's certificates (mTLS) but
+    # rewrite no principal: a source limited to cluster-1 stays apart, no MR0622.
+    def own_domain_with_ca(text: str) -> str:
+        return text.replace(
+            "    trustDomain: cluster.local\n",
+            "    trustDomain: cluster-2.example\n    caCertificates: [{pem: x, trustDomains: [cluster.local]}]\n",
+        )
+
+    root = clusters(
+        tmp_path, names=["cluster-1", "cluster-2"], edits={"cluster-2/istio-system.yaml": own_domain_with_ca}
+    )
+    policy = access_policy(
+        "from-cluster-1",
+        T1,
+        sourceSelector=[{"clusters": ["cluster-1"]}],
+        destinationSelector=[service("reviews", "cluster-2")],
+    )
+    policies(root, virtual_mesh("global", [MESH1, MESH2]), policy)
+    findings = decided(tmp_path).findings
+    assert "MR0622" not in [f.code for f in findings]
+    # cluster-2 accepts cluster-1's trust domain for mTLS; only cluster-1 rejects cluster-2's
+    assert [f.object for f in findings if f.code == "MR0606"] == [f"Mesh {MESH1}"]
+
+
 def test_distinct_trust_domains_without_aliases_tell_clusters_apart(tmp_path: Path) -> None:
     def own_domain(text: str) -> str:
         return text.replace("    trustDomain: cluster.local\n", "    trustDomain: cluster-2.example\n")

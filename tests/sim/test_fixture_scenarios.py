@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -106,3 +107,31 @@ def test_aliases_let_the_other_clusters_callers_through_a_cluster_scoped_source_
     assert (got["allowed"], got["code"]) == (True, "ALLOWED")
     decision = _sim("two-trust-domains-aliases").decision
     assert sorted(f.code for f in decision.findings) == ["MR0622", "MR0622"]
+
+
+def test_ca_certificate_trust_domains_are_accepted_for_mtls_but_are_no_authorization_aliases(tmp_path: Path) -> None:
+    # The same fleet, each mesh accepting the other's trust domain by `caCertificates[].trustDomains`
+    # instead of `trustDomainAliases`: mTLS accepts the callers, but Istio rewrites no principal,
+    # so alpha-to-cart (`clusters: [alpha]`) no longer admits beta's callers and check has no MR0622.
+    root = tmp_path / "ca-domains"
+    shutil.copytree(SCENARIOS / "two-trust-domains-aliases", root)
+    for cluster, other in (("alpha", "beta"), ("beta", "alpha")):
+        path = root / "clusters" / cluster / "istio.yaml"
+        text = path.read_text()
+        alias = f"    trustDomainAliases: [{other}.example]\n"
+        assert alias in text
+        path.write_text(text.replace(alias, f"    caCertificates: [{{pem: x, trustDomains: [{other}.example]}}]\n"))
+    sim = simulate(analyse(load_scenario(root)))
+    mesh = sim.fleet.meshes["istiod-istio-system-beta"]
+    assert (mesh.accepted_trust_domains, mesh.trust_domain_aliases) == (("alpha.example", "beta.example"), ())
+
+    def ask(source: str, target: str, method: str = "GET") -> dict[str, object]:
+        return why(sim, Query(source, target, None, method, "/", ())).to_json()
+
+    got = ask("beta/store/pay", "cart")
+    assert (got["allowed"], got["code"]) == (False, "DENIED_ENFORCED")
+    assert all(b["code"] != "TRUST_DOMAIN_REJECTED" for b in got["backends"])  # type: ignore[attr-defined,index]
+    # alpha's callers still reach beta's cart: the trust domain is accepted for mTLS
+    assert ask("alpha/store/front", "beta/store/cart")["code"] == "ALLOWED"
+    assert ask("alpha/store/cart-v1", "beta/store/pay", method="POST")["allowed"] is True
+    assert [f.code for f in sim.decision.findings] == []

@@ -24,6 +24,7 @@ from meshrules.sim.verdict import (
     NO_ROUTE,
     NOT_FEDERATED,
     TRUST_DOMAIN_REJECTED,
+    Edit,
     first_code,
 )
 from meshrules.sim.why import answer
@@ -297,6 +298,51 @@ def test_a_trust_domain_the_destination_does_not_accept_is_rejected(tmp_path: Pa
     post = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
     assert (post.code, post.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_ENFORCED,))
     assert [b.code for b in post.backends] == [TRUST_DOMAIN_REJECTED]
+
+
+def test_the_nearest_miss_of_a_rejected_trust_domain_is_the_mesh_config_change(tmp_path: Path) -> None:
+    # An AccessPolicy edit cannot fix TRUST_DOMAIN_REJECTED: the miss is MR0606's mesh-config
+    # change, then the policy edit for what the backend would deny next (POST), verified together.
+    def own_domain(config: dict[str, Any]) -> None:
+        config["trustDomain"] = "cluster-2.example"
+
+    sim = (
+        Variation(tmp_path / "s")
+        .edit(ISTIO_SYSTEM_2, mesh_config(own_domain), kind="ConfigMap", name="istio")
+        .simulate()
+    )
+    v = why(sim, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
+    assert (v.code, v.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_ENFORCED,))
+    miss = v.nearest_miss
+    assert miss is not None
+    assert (miss.policy, miss.field) == ("ConfigMap istio-system/istio", "data.mesh.trustDomainAliases")
+    assert miss.location.startswith(f"{ISTIO_SYSTEM_2}:")
+    assert "does not accept trust domain `cluster.local`" in miss.detail
+    first, *then = miss.edits
+    assert first == Edit(
+        "cluster-2/ConfigMap istio-system/istio", "add", "data.mesh.trustDomainAliases", "cluster.local"
+    )
+    assert [(e.target.split(" ")[0], e.field, e.value) for e in then] == [
+        ("AccessPolicy", "spec.allowedMethods", "POST")
+    ]
+    assert (miss.verified, miss.code_after) == (True, "ALLOWED")
+    # Without the later obstacle, the mesh-config change alone is the miss.
+    get = why(sim, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews"))
+    assert get.nearest_miss is not None and get.nearest_miss.edits == (first,)
+    assert get.nearest_miss.verified is True
+
+
+def test_mtls_mismatch_has_no_nearest_miss(tmp_path: Path) -> None:
+    # No policy edit makes two meshes' roots overlap: no miss, rather than an unverifiable one.
+    sim = (
+        Variation(tmp_path / "s")
+        .add("clusters/cluster-1/root.yaml", [root_cert_configmap(self_signed_pem("root one"))])
+        .add("clusters/cluster-2/root.yaml", [root_cert_configmap(self_signed_pem("root two"))])
+        .simulate()
+    )
+    v = why(sim, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
+    assert (v.code, v.causes) == (MTLS_MISMATCH, (DENIED_ENFORCED,))
+    assert v.nearest_miss is None and v.to_json()["nearestMiss"] is None
 
 
 def test_a_user_deny_policy_is_denied_explicit_and_the_fix_removes_its_rule(tmp_path: Path) -> None:

@@ -38,7 +38,14 @@ from meshrules.emit.linkerd.operations import (
     operations,
     specificity,
 )
-from meshrules.emit.linkerd.probes import KUBELET, KUBELET_NAME, network_authentication, probe_operations
+from meshrules.emit.linkerd.probes import (
+    KUBELET,
+    KUBELET_NAME,
+    PROBE_PATHS,
+    network_authentication,
+    probe_operations,
+    probe_paths,
+)
 from meshrules.emit.linkerd.scope import LinkerdScope, ref
 from meshrules.emit.linkerd.servers import POLICY_GROUP, ServerPlan
 from meshrules.errors import Diagnostic, Severity
@@ -206,7 +213,9 @@ class Authorizer:
         """Inbound routes for a Server with restricted grants, and their AuthorizationPolicies."""
         cluster, ns = plan.cluster, plan.namespace
         owned: dict[str, tuple[Operation, ...]] = {g.policy: g.operations or () for g in restricted}
-        owned[KUBELET] = probe_operations()
+        probed = self._probe_paths(plan)
+        if probed is None or probed:
+            owned[KUBELET] = probe_operations(PROBE_PATHS if probed is None else probed)
         base = {op for ops in owned.values() for op in ops}
         if catch_all:
             base.add(ANY_OPERATION)
@@ -232,16 +241,29 @@ class Authorizer:
                 route = self.out.names.name(cluster, "HTTPRoute", ns, plan.name, *slugs, *suffix)
                 self.out.add(cluster, self._route_object(plan, route, ordered[index : index + chunk], parents))
                 self._route_policies(plan, route, cover, authn_names, dest_refs)
-        self.out.finding(
-            Diagnostic(
-                code=codes.PROBE_PATHS_ASSUMED,
-                severity=Severity.INFO,
-                object=ref("Server", ns, plan.name),
-                message=f"routes attach to Server `{ns}/{plan.name}` in `{cluster}`: the kubelet may probe only "
-                "the conventional health paths there",
-                hint="allow the workloads' real probe paths with an AccessPolicy if they differ",
+        if probed is None:
+            self.out.finding(
+                Diagnostic(
+                    code=codes.PROBE_PATHS_ASSUMED,
+                    severity=Severity.INFO,
+                    object=ref("Server", ns, plan.name),
+                    message=f"routes attach to Server `{ns}/{plan.name}` in `{cluster}`: the kubelet may probe only "
+                    "the conventional health paths there",
+                    hint="allow the workloads' real probe paths with an AccessPolicy if they differ",
+                )
             )
-        )
+
+    def _probe_paths(self, plan: ServerPlan) -> tuple[str, ...] | None:
+        """The probe paths of the Server's workloads on its port; None when some are unknown."""
+        selector = dict(plan.selector)
+        workloads = {
+            w.name: w
+            for d in plan.destinations
+            if (dest := self.scope.destination_by_name.get(d)) is not None
+            for w in self.scope.workloads_of(dest)
+            if all(w.pod_labels.get(k) == v for k, v in selector.items())
+        }
+        return probe_paths((workloads[n] for n in sorted(workloads)), plan.port)
 
     def _route_policies(
         self,

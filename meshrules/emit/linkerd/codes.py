@@ -56,7 +56,7 @@ CODES: Mapping[str, str] = {
     PATH_OVERLAP: "overlapping AccessPolicy paths that Linkerd's route precedence cannot order exactly",
     RESTRICTION_ON_OPAQUE_PORT: "a path or method restriction on a port Linkerd does not parse as HTTP grants nothing",
     EXISTING_SERVER: "a user Server already selects the pods and port; meshrules attaches its authorizations to it",
-    PROBE_PATHS_ASSUMED: "kubelet probe paths are not discovered; the conventional health paths are authorized",
+    PROBE_PATHS_ASSUMED: "a workload's kubelet probes are unknown; the conventional health paths are authorized",
     EXISTING_HTTP_ROUTE: "a user HTTPRoute already attaches to the Service; Linkerd merges both by route precedence",
     NAME_TAKEN: "an object meshrules does not own has the name meshrules would use; meshrules used another name",
     OPERATION_LIMIT: "too many distinct path and method combinations on one Server; some are not authorized",

@@ -8,19 +8,20 @@ booksapp example does ("Configuring Per-Route Authorization Policy"): a route fo
 (`GET`, exact paths) authorized by a `NetworkAuthentication` of every network, the default of the
 policy controller's `probeNetworks` (`0.0.0.0/0`, `::/0`).
 
-Gap: discovery does not read the probes of pod templates (`Workload` has container ports only), so
-the probe paths are Kubernetes' and Linkerd's conventional health paths (`PROBE_PATHS`), on every
-Server that gets routes, and a finding says so. A workload probing another path fails its probes
-until that path is allowed by an AccessPolicy (or discovery learns probe paths: then
-`probe_paths` is the one place to change).
+The probe paths are those discovery read from the `httpGet` liveness, readiness and startup probes
+of the Server's workloads on the Server's port (`Workload.probes`) — exactly those, and no probe
+route when none probes that port. Only where a workload's probes are unknown (`probes` None: a
+Workload discovery did not make) are Kubernetes' and Linkerd's conventional health paths
+(`PROBE_PATHS`) authorized, and a finding says so (MR0424).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshrules.emit.linkerd.operations import Operation, PathMatch
+from meshrules.model.discovery import Workload
 
 NETWORK_AUTHENTICATION_API_VERSION = "policy.linkerd.io/v1alpha1"
 KUBELET_NAME = "kubelet-probes"
@@ -34,14 +35,22 @@ PROBE_PATHS = ("/health", "/healthz", "/live", "/livez", "/ping", "/ready", "/re
 KUBELET = "kubelet"
 
 
-def probe_paths() -> tuple[str, ...]:
-    """The probe paths to authorize on a Server with routes (see the module docstring's gap)."""
-    return PROBE_PATHS
+def probe_paths(workloads: Iterable[Workload], port: int | str) -> tuple[str, ...] | None:
+    """The HTTP probe paths of ``workloads`` on pod port ``port`` (a number, or a container port's
+    name), sorted; None when some workload's probes are unknown."""
+    paths: set[str] = set()
+    for w in workloads:
+        if w.probes is None:
+            return None
+        number = port if isinstance(port, int) else next((p.container_port for p in w.ports if p.name == port), None)
+        paths.update(p.path for p in w.probes if p.port == number)
+    return tuple(sorted(paths))
 
 
-def probe_operations() -> tuple[Operation, ...]:
-    """The kubelet's probe requests: `GET` on each probe path."""
-    return tuple(Operation(PathMatch("exact", p), "GET") for p in probe_paths())
+def probe_operations(paths: Iterable[str]) -> tuple[Operation, ...]:
+    """The kubelet's probe requests: `GET` on each probe path (the query is not part of the match)."""
+    exact = {"/" + p.partition("?")[0].lstrip("/") for p in paths}
+    return tuple(Operation(PathMatch("exact", p), "GET") for p in sorted(exact))
 
 
 def network_authentication(metadata: Mapping[str, Any]) -> dict[str, Any]:

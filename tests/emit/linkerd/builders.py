@@ -21,6 +21,7 @@ from meshrules.model.discovery import (
     Destination,
     Gateway,
     GatewayKind,
+    HttpProbe,
     Mesh,
     MeshType,
     ServicePort,
@@ -78,8 +79,9 @@ def workload(
     sa: str | None = None,
     ports: Sequence[tuple[int, str | None]] = ((8080, "http"),),
     mesh: Mesh | None = None,
+    probes: Sequence[tuple[int, str]] | None = None,
 ) -> Workload:
-    """A Deployment in the cluster's Linkerd mesh."""
+    """A Deployment in the cluster's Linkerd mesh (``probes``: HTTP probes as (port, path); None = unknown)."""
     m = mesh or linkerd_mesh(cluster)
     account = sa or name
     return Workload(
@@ -92,6 +94,7 @@ def workload(
         mesh=m.name,
         identity=f"{account}.{namespace}.serviceaccount.identity.{m.namespace}.{m.trust_domain}",
         ports=tuple(ContainerPort(container_port=p, name=n) for p, n in ports),
+        probes=None if probes is None else tuple(HttpProbe(port=p, path=path) for p, path in probes),
     )
 
 

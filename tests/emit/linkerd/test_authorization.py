@@ -183,6 +183,46 @@ def test_method_and_path_restrictions_are_inbound_routes_with_probes_kept() -> N
     ]
 
 
+def test_discovered_probes_are_authorized_exactly_on_their_port_without_mr0424() -> None:
+    # The workload probes `/status/live` on 8080 (the Server's port `http`) and `/metrics-ready` on
+    # the admin port: the probe route of `api-http` holds exactly the first, and no finding assumes.
+    api = workload(
+        "api", C, ports=((8080, "http"), (9090, "admin")), probes=((8080, "/status/live"), (9090, "/metrics-ready"))
+    )
+    svc = destination("api", C, workloads=[api], ports=[port(80, target="http"), port(9090, "admin", 9090)])
+    p = access_policy("web-reads-api")
+    intent = Intent(
+        access=(allow(p, svc, sa("web"), ports=(80,), methods=("GET",), paths=("/api/*",)),),
+        memberships=(member(MESH),),
+    )
+    result = emit_linkerd(
+        emit_input(meshes=[MESH], workloads=[WEB, api], destinations=[svc], policies=[p], intent=intent)
+    )
+    routes = {o["metadata"]["name"]: o for o in objects(result, C, "HTTPRoute")}
+    probe_route = routes["api-http-probes"]
+    assert probe_route["spec"]["rules"][0]["matches"] == [
+        {"method": "GET", "path": {"type": "Exact", "value": "/status/live"}}
+    ]
+    objs = objects(result, C)
+    assert all(validate(o) == [] for o in objs)  # against the real Linkerd CRDs
+    assert inbound_allows(objs, "api-http", None, Request("GET", "/status/live")) == {True}
+    assert inbound_allows(objs, "api-http", None, Request("GET", "/healthz")) == {False}
+    assert "MR0424" not in [f.code for f in result.findings]
+
+
+def test_workloads_without_probes_on_the_port_get_no_probe_route() -> None:
+    api = workload("api", C, probes=())
+    svc = destination("api", C, workloads=[api], ports=[port(80)])
+    p = access_policy("web-reads-api")
+    intent = Intent(access=(allow(p, svc, sa("web"), methods=("GET",)),), memberships=(member(MESH),))
+    result = emit_linkerd(
+        emit_input(meshes=[MESH], workloads=[WEB, api], destinations=[svc], policies=[p], intent=intent)
+    )
+    assert sorted(o["metadata"]["name"] for o in objects(result, C, "HTTPRoute")) == ["api-http-web-reads-api"]
+    assert objects(result, C, "NetworkAuthentication") == []
+    assert "MR0424" not in [f.code for f in result.findings]
+
+
 def test_probe_path_inside_an_allowed_prefix_stays_allowed_for_the_policy() -> None:
     p = access_policy("web-reads-all")
     result = run(allow(p, API_SVC, sa("web"), ports=(80,), methods=("GET",)), policies=[p])
