@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from meshrules.errors import Diagnostic, Severity
+from meshrules.errors import Diagnostic, InputError, Severity
 from meshrules.kube.scenario import load_scenario
 from meshrules.pipeline import Analysis, analyse
 
@@ -22,6 +22,13 @@ def report(diagnostics: Iterable[Diagnostic]) -> int:
 
 def load(path: Path, policies: Path | None = None) -> tuple[Analysis, int]:
     """Load and discover a scenario, reporting every problem; return the analysis and the error count."""
+    if policies is not None and not policies.is_dir():
+        # A mistyped `--with` must not read as "no policies at all" (every answer would change).
+        raise InputError(
+            f"policies directory `{policies}` is not a directory",
+            code="MR0004",
+            hint="give a directory of policy YAML files (and optional `*.rules`), like a scenario's `policies/`",
+        )
     analysis = analyse(load_scenario(path, policies_dir=policies))
     scenario = analysis.scenario
     errors = report(analysis.diagnostics)

@@ -280,7 +280,9 @@ def print_trust_report(report: TrustReport) -> None:
     )
     for finding in report.all_findings():
         hint = f" ({finding.hint})" if finding.hint else ""
-        write(f"{finding.severity.value}: {finding.code}: {finding.message}{hint}\n")
+        # Several meshes can report the same problem: say which one each line is about.
+        where = f"Mesh {finding.mesh}: " if finding.mesh else ""
+        write(f"{finding.severity.value}: {finding.code}: {where}{finding.message}{hint}\n")
 
 
 def _mesh_row(m: MeshTrust) -> tuple[str, ...]:

@@ -308,6 +308,8 @@ def _access_policy(facts: Facts, graph: ServiceGraph, ap: AccessPolicy, rank: in
         source_where = sources.of(ap, "spec.sourceSelector")
         for identity in sorted(selection.identities):
             facts.add("ap_source_identity", (ref, identity), source=source_where)
+        for cluster in sorted(selection.identity_clusters):
+            facts.add("ap_source_cluster", (ref, cluster), source=source_where)
     for i, selector in enumerate(spec.source_selector):
         entry = sources.of(ap, f"spec.sourceSelector[{i}]")
         if selector.service_accounts:

@@ -36,6 +36,10 @@ class Selection:
     destinations: frozenset[str] = EMPTY
     identities: frozenset[str] = EMPTY
     meshes: frozenset[str] = EMPTY
+    # The clusters where the selected identities' workloads run *and* the selector allows: an
+    # identity string shared by clusters (one trust domain) does not bring in a cluster the
+    # selector excludes.
+    identity_clusters: frozenset[str] = EMPTY
 
 
 class ServiceGraph:
@@ -59,6 +63,8 @@ class ServiceGraph:
         # shared by several clusters (same trust domain) is one id posted under each of them.
         accounts = {(w.identity, w.cluster, w.namespace, w.service_account) for w in discovery.workloads if w.identity}
         self.account_index = LabelIndex(Indexed(i, c, ns, {}, sa) for i, c, ns, sa in sorted(accounts))
+        # The same entries named by their cluster: which clusters a selector's identities run in.
+        self.account_cluster_index = LabelIndex(Indexed(c, c, ns, {}, sa) for _, c, ns, sa in sorted(accounts))
         self.selections: dict[str, Selection] = {}
         self._build()
 
@@ -91,21 +97,29 @@ class ServiceGraph:
 
     def select_identities(self, selectors: Sequence[IdentitySelector]) -> frozenset[str]:
         """Identities any selector picks (an empty list picks every identity)."""
+        return self._select_accounts(self.account_index, selectors)
+
+    def select_identity_clusters(self, selectors: Sequence[IdentitySelector]) -> frozenset[str]:
+        """Clusters where a workload runs as an identity that a selector picks *there*."""
+        return self._select_accounts(self.account_cluster_index, selectors)
+
+    @staticmethod
+    def _select_accounts(index: LabelIndex, selectors: Sequence[IdentitySelector]) -> frozenset[str]:
         if not selectors:
-            return self.account_index.all
+            return index.all
         out: list[frozenset[str]] = []
         for s in selectors:
             if s.service_accounts:
                 for ref in s.service_accounts:
                     out.append(
-                        self.account_index.select(
+                        index.select(
                             clusters=[ref.cluster] if ref.cluster else (),
                             namespaces=[ref.namespace] if ref.namespace else (),
                             names=[ref.name],
                         )
                     )
             else:
-                out.append(self.account_index.select(s.clusters, s.namespaces))
+                out.append(index.select(s.clusters, s.namespaces))
         return _union(out)
 
     def selection(self, policy: Policy) -> Selection:
@@ -170,7 +184,10 @@ class ServiceGraph:
                 g.add_edges_from(((pid, node_id("workload", w)) for w in sorted(sources)), rel="selects-source")
         elif isinstance(policy, AccessPolicy):
             identities = self.select_identities(policy.spec.source_selector)
-            self.selections[policy.ref] = Selection(destinations=dests, identities=identities)
+            clusters = self.select_identity_clusters(policy.spec.source_selector)
+            self.selections[policy.ref] = Selection(
+                destinations=dests, identities=identities, identity_clusters=clusters
+            )
             if policy.spec.source_selector:
                 g.add_edges_from(((pid, node_id("identity", i)) for i in sorted(identities)), rel="allows-identity")
         g.add_edges_from(((pid, node_id("destination", d)) for d in sorted(dests)), rel="selects-destination")

@@ -101,7 +101,7 @@ def matrix(sim: Simulation) -> Matrix:
 
 def describe(sim: Simulation, kind: str, name: str) -> dict[str, Any]:
     """What applies to an object, what it emits, its reachability and errors."""
-    return describe_object(sim.fleet, kind, name, sim.translation.statuses)
+    return describe_object(sim.fleet, kind, name, sim.translation.statuses, sim.translation.patches)
 
 
 def diff(before: Simulation, after: Simulation) -> tuple[list[Change], int]:

@@ -303,6 +303,20 @@ class Fleet:
                 return g.address, g.port, f"{g.namespace}/{g.service}"
         return None
 
+    def gateway_gap(self, mesh_name: str | None) -> str:
+        """Why no gateway carries federated traffic into a mesh, as the start of a sentence.
+
+        A mesh with no federation gateway at all (a Linkerd cluster without the multicluster
+        extension) is told apart from one whose gateway has no address.
+        """
+        mesh = self.meshes.get(mesh_name or "")
+        if mesh is None:
+            return f"the gateway of {mesh_name} has no address"
+        kind = GatewayKind.EASTWEST if mesh.type == MeshType.ISTIO else GatewayKind.LINKERD_GATEWAY
+        if any(g.kind == kind for g in mesh.gateways):
+            return f"the gateway of {mesh.name} (cluster {mesh.cluster}) has no address"
+        return f"{mesh.name} (cluster {mesh.cluster}) has no {kind.value}"
+
     def controller_body(self, workload: Workload) -> Obj | None:
         """The Deployment (or other controller) object of a workload, as the cluster holds it."""
         key = (workload.cluster, workload.controller.kind, workload.namespace, workload.controller.name)

@@ -177,7 +177,7 @@ def _federation(call: Call, dest: Destination, dest_mesh: Mesh | None, leg: Leg)
         detail = f"{dest.name} is federated into {caller_mesh} as `{edge.host}`, but its mesh's gateway has no address"
         problem: tuple[str, str] | None = (
             NO_GATEWAY_ADDRESS,
-            f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing carries `{edge.host}` there",
+            f"{fleet.gateway_gap(dest.mesh)}: nothing carries `{edge.host}` there",
         )
     else:
         via = f" through {gateway[0]}:{gateway[1]}" if gateway is not None and not remote_discovery else " pod-to-pod"

@@ -240,8 +240,11 @@ class _Base:
         code, others = first_code(codes)
         allowed = code == ALLOWED and (bool(legs) or route.code == ALLOWED)
         causes = list(others)
-        if allowed:
-            causes += [c for leg in legs for c in leg.backend.causes if c == GATEWAY_IDENTITY]
+        # A backend that admits the call only as the gateway says so even when another backend
+        # denies the whole answer: that share of the traffic gets in on the gateway's identity.
+        causes += [
+            c for leg in legs if leg.backend.code == ALLOWED for c in leg.backend.causes if c == GATEWAY_IDENTITY
+        ]
         hops: list[Hop] = []
         for leg in legs:
             for h in leg.backend.hops:
@@ -379,14 +382,13 @@ def _known_elsewhere(base: _Base, host: str, port: int | None) -> Verdict | None
                     "federation",
                     rule,
                     (fleet.cite_policy(own.virtual_mesh), *sources),
-                    f"`{host}` is federated, but the gateway of {dest.mesh} has no address",
+                    f"`{host}` is federated, but {fleet.gateway_gap(dest.mesh)}",
                 )
                 return base.stop(
                     host,
                     port,
                     NO_GATEWAY_ADDRESS,
-                    f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing "
-                    f"carries `{host}` there",
+                    f"{fleet.gateway_gap(dest.mesh)}: nothing carries `{host}` there",
                     (step,),
                     (own.virtual_mesh,),
                 )
@@ -403,19 +405,24 @@ def _known_elsewhere(base: _Base, host: str, port: int | None) -> Verdict | None
             not_federated_reason(fleet, dest, caller.mesh),
             _blocked_steps(fleet, dest, caller),
         )
+    # A Linkerd mirror is a Service of the caller's cluster, dialed by any name the search path
+    # expands (`api-east`, `api-east.shop`, ...), like a local Service.
+    local = _split_local(host, caller.namespace, fleet.domain(caller.cluster))
+    expanded = f"{local[0]}.{local[1]}.svc.{fleet.domain(caller.cluster)}" if local is not None else host
     for dest in fleet.destinations.values():
-        if (
-            host in (_would_dial(fleet, caller, dest), _istio_global(fleet, caller, dest), _linkerd_mirror(fleet, dest))
-            and dest.cluster != caller.cluster
-        ):
+        dials = {
+            _would_dial(fleet, caller, dest),
+            _istio_global(fleet, caller, dest),
+            _linkerd_mirror(fleet, caller, dest),
+        }
+        if dest.cluster != caller.cluster and (host in dials or expanded in dials):
             return base.stop(
-                host,
+                host if host in dials else expanded,
                 port,
                 NOT_FEDERATED,
                 not_federated_reason(fleet, dest, caller.mesh),
                 _blocked_steps(fleet, dest, caller),
             )
-    local = _split_local(host, caller.namespace, fleet.domain(caller.cluster))
     if local is not None:
         svc, ns = local
         elsewhere = [d for d in fleet.destinations_by_service.get((ns, svc), ()) if d.cluster != caller.cluster]
@@ -440,15 +447,16 @@ def _istio_global(fleet: Fleet, caller: Workload, dest: Destination) -> str:
     return f"{dest.service}.{dest.namespace}.svc.{dest.cluster}.{suffix}"
 
 
-def _linkerd_mirror(fleet: Fleet, dest: Destination) -> str:
-    return f"{mirror_service_name(dest.service, dest.cluster)}.{dest.namespace}.svc.{fleet.domain(dest.cluster)}"
+def _linkerd_mirror(fleet: Fleet, caller: Workload, dest: Destination) -> str:
+    """The mirror Service of ``dest`` in the caller's cluster (its cluster domain, spec §4)."""
+    return f"{mirror_service_name(dest.service, dest.cluster)}.{dest.namespace}.svc.{fleet.domain(caller.cluster)}"
 
 
 def _would_dial(fleet: Fleet, caller: Workload, dest: Destination) -> str:
     """The name a federated ``dest`` would have in the caller's mesh."""
     mesh = fleet.meshes.get(caller.mesh)
     if mesh is not None and mesh.type == MeshType.LINKERD:
-        return _linkerd_mirror(fleet, dest)
+        return _linkerd_mirror(fleet, caller, dest)
     return _istio_global(fleet, caller, dest)
 
 
@@ -520,10 +528,7 @@ def _unaddressed(call: Call, route: _Route) -> None:
     if dmesh is None or fleet.gateway(dmesh) is not None:
         return
     route.code = NO_GATEWAY_ADDRESS
-    route.reason = (
-        f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: meshrules emits no data "
-        f"path for `{call.host}`"
-    )
+    route.reason = f"{fleet.gateway_gap(dest.mesh)}: meshrules emits no data path for `{call.host}`"
     route.cited.add(edge.virtual_mesh)
     if call.explain:
         gap = fleet.gaps.get((dest.name, caller.mesh))
@@ -690,7 +695,7 @@ def _broken(
         subset,
         weight,
         NO_GATEWAY_ADDRESS,
-        f"the gateway of {dest.mesh} (cluster {dest.cluster}) has no address: nothing carries `{edge.host}` there",
+        f"{fleet.gateway_gap(dest.mesh)}: nothing carries `{edge.host}` there",
         own_hops(call, hops),
     )
     leg.cited.add(edge.virtual_mesh)

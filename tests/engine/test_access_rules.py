@@ -179,6 +179,43 @@ def test_linkerd_gateway_mode_authorizes_the_gateway_for_remote_callers_and_warn
     assert "callers in `cluster-4` reach `emoji-svc-emojivoto-cluster-3` through its linkerd-gateway" in finding.message
 
 
+def test_a_source_limited_to_the_destinations_own_linkerd_cluster_authorizes_no_gateway(tmp_path: Path) -> None:
+    # `web` runs in both Linkerd clusters under one identity string (one trust domain). A source
+    # limited to cluster-3 must not count cluster-4 as a source cluster: the cluster-3 gateway,
+    # which speaks for every cluster-4 caller, is not authorized at cluster-3's emoji-svc.
+    root = clusters(tmp_path, names=["cluster-3"])
+    second_linkerd_cluster(root)
+    policy = access_policy(
+        "web-calls-emoji",
+        T1,
+        sourceSelector=[{"serviceAccounts": [{"name": "web", "namespace": "emojivoto", "cluster": "cluster-3"}]}],
+        destinationSelector=[service("emoji-svc", namespace="emojivoto")],
+    )
+    policies(root, virtual_mesh("linkerd", [MESH3, MESH4]), policy)
+    decision = decided(tmp_path)
+    gateways = {r.destination: r.gateway_identities for r in decision.intent.access}
+    assert gateways == {"emoji-svc-emojivoto-cluster-3": (), "emoji-svc-emojivoto-cluster-4": (GATEWAY_IDENTITY,)}
+    # Gateway mode: cluster-4's `web` reaches cluster-3 only as the gateway, so the shared trust
+    # domain makes nothing ambiguous (no MR0622); the remote callers of cluster-4's emoji-svc warn.
+    assert [(f.code, "`cluster-3` reach `emoji-svc-emojivoto-cluster-4`" in f.message) for f in decision.findings] == [
+        ("MR0623", True)
+    ]
+
+
+def test_linkerd_remote_discovery_makes_a_cluster_scoped_source_ambiguous(tmp_path: Path) -> None:
+    root = clusters(tmp_path, names=["cluster-3"])
+    second_linkerd_cluster(root)
+    policy = access_policy(
+        "web-calls-emoji",
+        T1,
+        sourceSelector=[{"serviceAccounts": [{"name": "web", "namespace": "emojivoto", "cluster": "cluster-3"}]}],
+        destinationSelector=[service("emoji-svc", namespace="emojivoto")],
+    )
+    vm = virtual_mesh("linkerd", [MESH3, MESH4], federation={"linkerd": {"mode": "remote-discovery"}})
+    policies(root, vm, policy)
+    assert codes(decided(tmp_path)) == ["MR0622"]
+
+
 def test_linkerd_remote_discovery_keeps_caller_identities(tmp_path: Path) -> None:
     root = clusters(tmp_path, names=["cluster-3"])
     second_linkerd_cluster(root)

@@ -72,6 +72,20 @@ def test_identity_selectors_pick_identities_by_where_their_workloads_run(bookinf
     assert graph.select_identities([]) == frozenset(w.identity for w in bookinfo.discovery.workloads)
 
 
+def test_identity_clusters_are_where_a_selected_account_runs_and_the_selector_allows(bookinfo: Analysis) -> None:
+    from meshrules.model.common import ClusterObjectRef, IdentitySelector
+
+    graph = bookinfo.graph
+    # bookinfo-reviews runs in cluster-1 and cluster-2 under one identity string (one trust domain):
+    # naming cluster-1 must not bring in cluster-2.
+    account = ClusterObjectRef(name="bookinfo-reviews", namespace="bookinfo", cluster="cluster-1")
+    assert graph.select_identity_clusters([IdentitySelector(service_accounts=[account])]) == {"cluster-1"}
+    anywhere = ClusterObjectRef(name="bookinfo-reviews", namespace="bookinfo")
+    assert graph.select_identity_clusters([IdentitySelector(service_accounts=[anywhere])]) == {"cluster-1", "cluster-2"}
+    assert graph.select_identity_clusters([IdentitySelector(namespaces=["emojivoto"])]) == {"cluster-3"}
+    assert graph.select_identity_clusters([]) == {"cluster-1", "cluster-2", "cluster-3"}
+
+
 def test_source_selector_with_labels_selects_matching_workloads(bookinfo: Analysis) -> None:
     sel = _selected(bookinfo, "TrafficPolicy bookinfo/reviews-jason-to-v2")
     assert sel["sources"] == ["productpage-v1-bookinfo-cluster-1-deployment"]

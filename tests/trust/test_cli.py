@@ -156,6 +156,20 @@ def test_status_of_the_bundled_scenario_shows_planned_chains(caplog: pytest.LogC
     assert emojivoto["mode"] == "unmanaged"
 
 
+def test_status_findings_name_their_mesh(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Several meshes can publish the same damaged root: each warning line says which mesh it is about.
+    scenario = tmp_path / "scenario"
+    shutil.copytree(BOOKINFO, scenario)
+    path = scenario / "clusters" / "cluster-3" / "linkerd.yaml"
+    text = path.read_text()
+    line = "\n    MIIBwTCCAWagAwIBAgIQeDZp5lDaIygQ5UfMKZrFATAKBggqhkjOPQQDAjApMScw\n"  # linkerd-identity-trust-roots
+    assert text.count(line) == 1
+    path.write_text(text.replace(line, "\n    MIIB\n"))
+    result = run(["status", str(scenario)], caplog)
+    assert result.exit_code == 0, result.output
+    assert "warning: MR0736: Mesh linkerd-destination-linkerd-cluster-3: `published trust roots`" in result.stdout
+
+
 @pytest.fixture
 def scenario_with_secrets(tmp_path: Path, root_ca: CertificateAuthority) -> tuple[Path, list[bytes]]:
     """The bundled scenario with a `cacerts` Secret and the published root in cluster-1."""
