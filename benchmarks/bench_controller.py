@@ -7,7 +7,9 @@ Not part of the test suite. Run:
 
 The scenario is generated once (benchmarks/out/<size>-seed<seed>, reused when complete) and read
 twice into live scenarios (`live_scenario`, as the controller builds them), so the scenario after an
-edit shares no object with the one before, as two reads of the informers' caches do not. Every
+edit shares no `KubeObject` with the one before, as two reads of the informers' caches do not. A
+live cluster also holds what a snapshot leaves out: a running Pod per Deployment (owned by its
+ReplicaSet, with the mesh's proxy), one bare Pod per cluster and a Node; they are added. Every
 cluster object gets a `metadata.uid` and `resourceVersion`, as live objects have (`--no-versions`
 leaves them out: cluster inputs are then compared by value). Reported:
 
@@ -16,10 +18,12 @@ leaves them out: cluster inputs are then compared by value). Reported:
 - the translator's first (whole) translation, and an unchanged scenario translated again;
 - a TrafficPolicy edit (a new request timeout) and an AccessPolicy edit (one more method and one
   more namespace of callers), each made and undone `--repeat` times: `full_pipeline`, the
-  translator's whole path (reset first: it also pauses the cyclic GC for the whole step, which
-  `full_pipeline` does for the rules and emitters only) and the translator after the previous
-  scenario (as `incremental_pipeline` runs it), the path taken, medians and ratios, and a check
-  that the translations are equal;
+  translator's whole path (reset first) and the translator after the previous scenario (as
+  `incremental_pipeline` runs it), the path taken, medians and ratios, and a check that the
+  translations are equal;
+- what a live fleet does all the time, the same way: a Pod's status update (one Pod, then one Pod
+  in every cluster), a label change on a Pod its Deployment speaks for, and a label change on a
+  bare Pod (a workload of its own: discovery changes, so everything runs);
 - peak RSS (the translator keeps the previous scenario's analysis and decision).
 """
 
@@ -32,7 +36,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,13 +84,44 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass
+class LiveFleet:
+    """What the informers hold: each cluster's object bodies and settings, and the policy bodies."""
+
+    clusters: list[LiveCluster]
+    policies: list[dict[str, Any]]
+
+    def scenario(self) -> Scenario:
+        return live_scenario(self.clusters, self.policies)
+
+    def edited(self, cluster: str, name: str, edit: Callable[[dict[str, Any]], None]) -> LiveFleet:
+        """The fleet after a write to object ``name`` of ``cluster``: a new body, a new resourceVersion."""
+        clusters = []
+        for live in self.clusters:
+            bodies = list(live.objects)
+            if live.name == cluster:
+                at = next(i for i, b in enumerate(bodies) if b["metadata"]["name"] == name)
+                body = copy.deepcopy(bodies[at])
+                edit(body)
+                if "resourceVersion" in body["metadata"]:
+                    body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+                bodies[at] = body
+            clusters.append(dataclasses.replace(live, objects=bodies))
+        return LiveFleet(clusters, self.policies)
+
+
 def _load(path: Path, versions: bool) -> Scenario:
     """The scenario as the controller reads it: live objects (no files, no lines), in fresh copies."""
+    return _read(path, versions).scenario()
+
+
+def _read(path: Path, versions: bool) -> LiveFleet:
     files = load_scenario(path)
     clusters = []
     for cluster in files.clusters:
         spec = (cluster.config.body.get("spec") or {}) if cluster.config is not None else {}
         bodies = copy.deepcopy([dict(o.body) for o in cluster.objects])
+        bodies.extend(_pods_and_node(cluster.name, bodies))
         if versions:
             # What the informers' objects carry; the same object gets the same pair in every load.
             for i, body in enumerate(bodies):
@@ -94,7 +129,58 @@ def _load(path: Path, versions: bool) -> Scenario:
                 body["metadata"]["resourceVersion"] = "1"
         clusters.append(LiveCluster(cluster.name, bodies, spec.get("clusterDomain"), spec.get("region")))
     policies = [dict(files.sources[p.ref].body) for p in files.policies]
-    return live_scenario(clusters, policies)
+    return LiveFleet(clusters, policies)
+
+
+def _pods_and_node(cluster: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A running Pod per app Deployment (owned by its ReplicaSet, with the proxy the mesh injected),
+    one bare Pod (named `<deployment>-debug`: a workload of its own) and a Node."""
+    linkerd = any(b["kind"] == "Namespace" and b["metadata"]["name"] == "linkerd" for b in bodies)
+    proxy = "linkerd-proxy" if linkerd else "istio-proxy"
+    apps = [b for b in bodies if b["kind"] == "Deployment" and "version" in b["metadata"].get("labels", {})]
+    out: list[dict[str, Any]] = []
+    for i, deployment in enumerate(apps):
+        template, meta = deployment["spec"]["template"], deployment["metadata"]
+        labels = {**template["metadata"]["labels"], "pod-template-hash": "5f7b9c"}
+        if linkerd:
+            labels["linkerd.io/control-plane-ns"] = "linkerd"
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{meta['name']}-5f7b9c", "controller": True}
+        spec = copy.deepcopy(template["spec"])
+        spec["containers"].append({"name": proxy, "image": f"registry.example.com/{proxy}:1.0"})
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{meta['name']}-5f7b9c-a{i}",
+                    "namespace": meta["namespace"],
+                    "labels": labels,
+                    "ownerReferences": [owner],
+                },
+                "spec": {**spec, "nodeName": f"{cluster}-node"},
+                "status": {"phase": "Running", "podIP": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"},
+            }
+        )
+    if apps:
+        template, meta = apps[0]["spec"]["template"], apps[0]["metadata"]
+        bare_meta = {
+            "name": f"{meta['name']}-debug",
+            "namespace": meta["namespace"],
+            "labels": dict(template["metadata"]["labels"]),
+        }
+        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": bare_meta, "spec": copy.deepcopy(template["spec"])})
+    node_meta = {"name": f"{cluster}-node", "labels": {"kubernetes.io/hostname": f"{cluster}-node"}}
+    out.append({"apiVersion": "v1", "kind": "Node", "metadata": node_meta, "status": {"conditions": []}})
+    return out
+
+
+def _status_bump(body: dict[str, Any]) -> None:
+    body["status"]["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-10T09:00:00Z"}]
+
+
+def _version_label(body: dict[str, Any]) -> None:
+    labels = body["metadata"]["labels"]
+    labels["version"] = "v9" if labels.get("version") != "v9" else "v1"
 
 
 def _with(scenario: Scenario, edited: Policy) -> Scenario:
@@ -139,7 +225,7 @@ def _compare(
     whole.reset()
     _, _, whole_s = _incremental(whole, scenario)
     step, translation, incremental_s = _incremental(translator, scenario)
-    print(f"  {label}: full_pipeline {clock[0]}, whole path {whole_s}, {step.path.value} {incremental_s}")
+    print(f"  {label}: full_pipeline {clock[0]}, whole path {whole_s}, {step.label} {incremental_s}")
     assert translation == expected, f"{label}: incremental and full translations differ"
     return clock[0], whole_s, incremental_s
 
@@ -154,10 +240,14 @@ def _edits(
 ) -> dict[str, Seconds]:
     """``repeat`` edits, back and forth between ``base`` and ``edited`` (each one a real edit)."""
     runs = [_compare(label, translator, whole, edited if i % 2 == 0 else base) for i in range(repeat)]
+    return _medians(label, runs)
+
+
+def _medians(label: str, runs: list[tuple[Seconds, Seconds, Seconds]]) -> dict[str, Seconds]:
     full, whole_path, incremental = (
         Seconds(statistics.median(r[i].wall for r in runs), statistics.median(r[i].cpu for r in runs)) for i in range(3)
     )
-    print(f"{label}, medians of {repeat}:")
+    print(f"{label}, medians of {len(runs)}:")
     print(f"  full_pipeline {full}; translator whole path {whole_path}; translator incremental {incremental}")
     print(
         f"  full / incremental = {full.wall / incremental.wall:.2f} wall, {full.cpu / incremental.cpu:.2f} CPU; "
@@ -170,7 +260,8 @@ def _edits(
 def run(size: str, seed: int, out: Path, versions: bool, repeat: int = 3) -> dict[str, Any]:
     """Measure one size; returns the seconds measured."""
     path = ensure_scenario(size, seed, out)
-    before, after = _load(path, versions), _load(path, versions)
+    fleet = _read(path, versions)
+    before, after = fleet.scenario(), _load(path, versions)
     policies = sum(1 for _ in before.policies)
     objects = sum(len(c.objects) for c in before.clusters)
     print(f"size {size}: {objects} cluster objects, {policies} policies; uid/resourceVersion: {versions}")
@@ -189,9 +280,9 @@ def run(size: str, seed: int, out: Path, versions: bool, repeat: int = 3) -> dic
 
     translator = IncrementalTranslator()
     step, _, first_s = _incremental(translator, before)
-    print(f"translator: first translation ({step.path.value}) {first_s}")
+    print(f"translator: first translation ({step.label}) {first_s}")
     step, _, again_s = _incremental(translator, after)
-    print(f"translator: the same scenario read again ({step.path.value}) {again_s}")
+    print(f"translator: the same scenario read again ({step.label}) {again_s}")
 
     whole = IncrementalTranslator()
     traffic = _with(after, _traffic_edit(after.policies))
@@ -199,8 +290,36 @@ def run(size: str, seed: int, out: Path, versions: bool, repeat: int = 3) -> dic
     last = traffic if repeat % 2 else after
     access = _with(last, _access_edit(last.policies))
     results["AccessPolicy"] = _edits("AccessPolicy edit", translator, whole, last, access, repeat)
+    last = access if repeat % 2 else last
+
+    # What a live fleet does all the time, from the fleet as read first (policies unedited).
+    translator.translate(fleet.scenario())
+    first = fleet.clusters[0]
+    pods = [b["metadata"]["name"] for b in first.objects if b["kind"] == "Pod"]
+    owned, bare = pods[0], next(p for p in pods if p.endswith("-debug"))
+    cases: dict[str, Callable[[LiveFleet], LiveFleet]] = {
+        "Pod status update": lambda f: f.edited(first.name, owned, _status_bump),
+        "Pod status update in every cluster": lambda f: _in_every_cluster(f),
+        "label change on a Deployment's Pod": lambda f: f.edited(first.name, owned, _version_label),
+        "label change on a bare Pod (a workload)": lambda f: f.edited(first.name, bare, _version_label),
+    }
+    for label, edit in cases.items():
+        current = fleet
+        runs = []
+        for _ in range(repeat):
+            current = edit(current)
+            runs.append(_compare(label, translator, whole, current.scenario()))
+        results[label] = _medians(label, runs)
+        translator.translate(fleet.scenario())  # back to the fleet as read first
     print(f"peak RSS {_peak_mib():.0f} MiB")
     return results
+
+
+def _in_every_cluster(fleet: LiveFleet) -> LiveFleet:
+    for live in fleet.clusters:
+        pod = next(b["metadata"]["name"] for b in live.objects if b["kind"] == "Pod")
+        fleet = fleet.edited(live.name, pod, _status_bump)
+    return fleet
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ class Metrics:
         self.translations = Counter(
             "meshrules_translations_total",
             "Translations run, per path: how much of the previous translation each reused "
-            "(full, redecide, update, unchanged).",
+            "(full; unchanged, update, redecide, reemit, each prefixed `rediscover-` when cluster inputs "
+            "moved but discovered the same).",
             ["path"],
             registry=self.registry,
         )

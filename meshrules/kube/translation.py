@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshrules.discovery import Discovery
 from meshrules.emit.output import EmitResult
+from meshrules.engine.intent import gc_paused
 from meshrules.model.scenario import Scenario
 from meshrules.pipeline import Analysis, IncrementalTranslator, analyse
 from meshrules.pipeline.rules import decide
@@ -67,9 +68,14 @@ def from_pipeline(analysis: Analysis, translated: PipelineTranslation) -> Transl
 
 
 def full_pipeline(scenario: Scenario) -> Translation:
-    """Discover, decide with the default rules (plus the scenario's), emit, and assemble statuses."""
-    analysis = analyse(scenario)
-    return from_pipeline(analysis, translate(analysis, decide(analysis).intent))
+    """Discover, decide with the default rules (plus the scenario's), emit, and assemble statuses.
+
+    The cyclic garbage collector is paused for the whole step, as the incremental translator
+    pauses it: everything built is large and acyclic (see `gc_paused`).
+    """
+    with gc_paused():
+        analysis = analyse(scenario)
+        return from_pipeline(analysis, translate(analysis, decide(analysis).intent))
 
 
 def incremental_pipeline(metrics: Metrics | None = None) -> Translate:
@@ -77,7 +83,9 @@ def incremental_pipeline(metrics: Metrics | None = None) -> Translate:
 
     The closure keeps the previous scenario's analysis and decision; call it from one thread (the
     controller's reconcile loop does). Each call logs the path taken at debug level and, given
-    ``metrics``, counts it (`meshrules_translations_total{path}`).
+    ``metrics``, counts it (`meshrules_translations_total{path}`, `Retranslation.label`: `full`,
+    `redecide`, `update`, `unchanged`, or `rediscover-…` when cluster inputs moved without changing
+    what the translation reads).
     """
     translator = IncrementalTranslator()
 
@@ -87,12 +95,12 @@ def incremental_pipeline(metrics: Metrics | None = None) -> Translate:
         translation = from_pipeline(step.analysis, step.translation)
         log.debug(
             "translated on the %s path in %.3f s%s",
-            step.path.value,
+            step.label,
             time.monotonic() - started,
             f" (re-decided {', '.join(step.updated)})" if step.updated else "",
         )
         if metrics is not None:
-            metrics.translations.labels(step.path.value).inc()
+            metrics.translations.labels(step.label).inc()
         return translation
 
     return translate_scenario

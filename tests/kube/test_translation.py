@@ -51,3 +51,48 @@ def test_the_default_translation_is_incremental(caplog: pytest.LogCaptureFixture
         first, again = translate(scenario), translate(scenario)
     assert first == again == full_pipeline(scenario)
     assert [r.getMessage().split()[3] for r in caplog.records] == ["full", "unchanged"]
+
+
+def test_pod_writes_that_change_nothing_are_counted_as_rediscover_unchanged() -> None:
+    metrics = Metrics()
+    translate = incremental_pipeline(metrics)
+    policies = list(TOPOLOGY.policies)
+    first = _scenario(policies)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "debug", "namespace": "default", "uid": "u1", "resourceVersion": "1"},
+        "status": {"phase": "Pending"},
+    }
+    clusters = [LiveCluster(name, copy.deepcopy([*objs, pod])) for name, objs in sorted(TOPOLOGY.clusters.items())]
+    with_pod = live_scenario(clusters, copy.deepcopy(policies))
+    pod = copy.deepcopy(pod)
+    pod["metadata"]["resourceVersion"], pod["status"]["phase"] = "2", "Running"
+    clusters = [LiveCluster(name, copy.deepcopy([*objs, pod])) for name, objs in sorted(TOPOLOGY.clusters.items())]
+    running = live_scenario(clusters, copy.deepcopy(policies))
+    for scenario in (first, with_pod, running):
+        assert translate(scenario) == full_pipeline(scenario)
+    counted = {
+        path: metrics.registry.get_sample_value("meshrules_translations_total", {"path": path})
+        for path in ("full", "rediscover-unchanged")
+    }
+    assert counted == {"full": 1.0, "rediscover-unchanged": 2.0}
+
+
+def test_the_full_pipeline_pauses_the_cyclic_collector_for_the_whole_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from meshrules.kube import translation
+
+    seen: list[bool] = []
+    real = translation.analyse
+
+    def analyse(scenario: Scenario) -> object:
+        seen.append(gc.isenabled())
+        return real(scenario)
+
+    monkeypatch.setattr(translation, "analyse", analyse)
+    enabled = gc.isenabled()
+    full_pipeline(_scenario(list(TOPOLOGY.policies)))
+    assert seen == [False]
+    assert gc.isenabled() == enabled
