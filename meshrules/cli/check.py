@@ -50,7 +50,11 @@ def check(
             [(f.code, f.severity.value, f.object or "-", str(f.location or "-"), _message(f)) for f in shown],
         )
         counts = _counts(shown)
-        typer.echo(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes", err=True)
+        typer.echo(
+            f"{_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+            f"{_count(counts['info'], 'note')}",
+            err=True,
+        )
     if result.input_errors:
         raise typer.Exit(2)
     if any(f.severity == Severity.ERROR for f in shown):
@@ -124,3 +128,8 @@ def _parse_suppression(text: str) -> tuple[str, str]:
 def _suppressed(f: Diagnostic, suppressions: Sequence[tuple[str, str]]) -> bool:
     targets = (f.object, str(f.location or ""))
     return any(f.code == code and any(fnmatch.fnmatch(t, glob) for t in targets) for code, glob in suppressions)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 error`, `2 errors`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

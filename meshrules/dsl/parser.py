@@ -267,6 +267,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, mistake: tupl
         return error(SYNTAX_ERROR, location, f"{message}, found {found}", hint)
     expected = _expected(exc)
     hint = f"expected {expected}" if expected else ""
+    if at_end:
+        return error(SYNTAX_ERROR, location, "the text ends too early", hint)
     return error(SYNTAX_ERROR, location, f"unexpected {found}", hint)
 
 

@@ -141,4 +141,5 @@ def intent_code(fleet: Fleet, caller: Workload, dest: Destination, method: str, 
         allowed, _ = intent_allows(rules, caller, mesh, method, path, port, enforced=enforced)
     if allowed:
         return ALLOWED
-    return DENIED_ENFORCED if enforced else DENIED_DEFAULT
+    # Enforcement is the reason only where no AccessPolicy selects the destination (spec §6).
+    return DENIED_ENFORCED if enforced and not rules else DENIED_DEFAULT

@@ -4,7 +4,8 @@ Istio: the destination cluster's AuthorizationPolicies (emitted and existing) co
 `meshrules.sim.istio.authz`, evaluated for the destination workload with the peer identity the
 pod sees (none over plaintext). Linkerd: the destination cluster's Servers and policies
 (`meshrules.sim.linkerd.policy`) for the destination pod and port. The evaluator's code maps onto
-API §6: a default denial where the destination's mesh enforces access is DENIED_ENFORCED.
+API §6: a default denial where the destination's mesh enforces access and no AccessPolicy selects
+the destination is DENIED_ENFORCED; where AccessPolicies select it, DENIED_DEFAULT.
 
 The step cites the mesh objects that decided and, through their `meshrules.io/parents`, the
 AccessPolicies behind them, each with the rule that derived its access (`AccessRule.why`) and
@@ -20,7 +21,7 @@ from meshrules.sim.call import Call, Denial, Leg, caller_request, enforce
 from meshrules.sim.fleet import Fleet, MeshObject
 from meshrules.sim.istio.authz import AuthzDecision
 from meshrules.sim.linkerd.policy import PolicyDecision
-from meshrules.sim.verdict import ALLOWED, DENIED_ENFORCED, DENIED_EXPLICIT, Step
+from meshrules.sim.verdict import ALLOWED, DENIED_DEFAULT, DENIED_ENFORCED, DENIED_EXPLICIT, Step
 
 __all__ = ["authorize"]
 
@@ -124,10 +125,12 @@ def _step(call: Call, dest: Destination, code: str, reason: str, deciding: list[
             objects += [fleet.cite_policy(r.policy), *sources]
             leg.cited.add(r.policy)
     else:
-        # Every AccessPolicy at the destination shaped the denial (with DISABLED enforcement their
-        # ALLOW rules are what denies everything else).
+        # Every AccessPolicy at the destination shaped the denial: their ALLOW rules are what denies
+        # everything else (DENIED_DEFAULT, whatever the enforcement).
         for c in checks:
             leg.cited.add(c.rule.policy)
+            if code == DENIED_DEFAULT:
+                objects.append(fleet.cite_policy(c.rule.policy))
         if code == DENIED_ENFORCED:
             member = fleet.membership.get(dest.mesh or "")
             if member is not None and member.virtual_mesh is not None:

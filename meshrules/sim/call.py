@@ -95,7 +95,10 @@ def caller_request(call: Call, *, principal: str | None, dest: Destination, work
 
 
 def enforce(fleet: Fleet, dest: Destination, code: str) -> str:
-    """A default denial at a destination whose mesh enforces access is DENIED_ENFORCED."""
-    if code == DENIED_DEFAULT and fleet.enforced(dest.mesh):
+    """A default denial is DENIED_ENFORCED where only enforcement denies: the destination's mesh
+    enforces access and no AccessPolicy selects the destination (spec §6). Where AccessPolicies
+    select it, their ALLOW rules are what denies everything else: DENIED_DEFAULT, as without
+    enforcement."""
+    if code == DENIED_DEFAULT and fleet.enforced(dest.mesh) and not fleet.access.get(dest.name):
         return DENIED_ENFORCED
     return code

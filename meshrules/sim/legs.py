@@ -15,7 +15,8 @@ in the order the request meets each check (API §6 `PATH_ORDER`):
 4. authorization at each pod the backend may land on: Istio AuthorizationPolicies
    (`meshrules.sim.istio.authz`) or Linkerd's inbound policy (`meshrules.sim.linkerd.policy`).
    A denial is DENIED_EXPLICIT (a DENY), DENIED_ENFORCED (the destination's mesh enforces access
-   and nothing allowed it) or DENIED_DEFAULT (ALLOW policies exist, none matched). In Linkerd's
+   and no AccessPolicy selects the destination) or DENIED_DEFAULT (ALLOW policies exist for the
+   destination, none matched — with or without enforcement). In Linkerd's
    gateway mode the destination sees the gateway's identity: an allow then carries the cause
    GATEWAY_IDENTITY.
 """

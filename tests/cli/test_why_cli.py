@@ -76,7 +76,7 @@ def test_why_table_shows_verdict_backends_config_hops_explanation_and_nearest_mi
     out = run("why", BOOKINFO, "--from", "cluster-1/bookinfo/productpage-v1", "--to", "cluster-2/bookinfo/ratings")
     assert out.exit_code == 0, out.output
     text = out.stdout
-    assert text.startswith("DENIED (DENIED_ENFORCED): cluster-1/bookinfo/productpage-v1 -> "
+    assert text.startswith("DENIED (DENIED_DEFAULT): cluster-1/bookinfo/productpage-v1 -> "
                            "ratings.bookinfo.svc.cluster-2.global:9080 GET /")
     for section in ("Backends", "Config", "Hops", "Explanation", "Nearest miss", "verified: yes"):
         assert section in text, section

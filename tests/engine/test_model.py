@@ -64,7 +64,7 @@ def test_query_naming_an_unknown_relation() -> None:
 def test_query_that_does_not_parse() -> None:
     with pytest.raises(QueryError) as caught:
         federation().query("federated(D, M")
-    assert caught.value.message == "the query `federated(D, M` does not parse: unexpected the end of the file"
+    assert caught.value.message == "the query `federated(D, M` does not parse: the text ends too early"
 
 
 def test_explain_renders_the_derivation_down_to_sources() -> None:

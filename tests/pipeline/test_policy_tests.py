@@ -135,7 +135,7 @@ def test_universal_failure_reports_a_real_counterexample(sim: Simulation) -> Non
     # A real pair: a bookinfo workload of the scenario, and the answer `why` gives for it.
     assert sim.fleet.workload_by_ref[pair.source].namespace == "bookinfo"
     again = why(sim, pair.source, pair.target, port=9080, path="/ratings/0")
-    assert (again.allowed, again.code) == (False, pair.verdict.code) == (False, "DENIED_ENFORCED")
+    assert (again.allowed, again.code) == (False, pair.verdict.code) == (False, "DENIED_DEFAULT")
     assert [m.line() for m in pair.mismatches] == ["allowed: expected true, got false"]
     # Only the reviews service account may read ratings: details, productpage and ratings fail.
     assert (result.failing_pairs, len(result.pairs)) == (3, 6)

@@ -66,8 +66,8 @@ def test_matrix_of_the_bundled_scenario() -> None:
     m = matrix(bookinfo())
     cells = {(c.source, c.destination): c.code for c in m.cells}
     assert cells[(PRODUCTPAGE, "cluster-2/bookinfo/reviews")] == "ALLOWED"
-    assert cells[(PRODUCTPAGE, "cluster-2/bookinfo/ratings")] == "DENIED_ENFORCED"
-    assert cells[(REVIEWS_V2, "cluster-2/bookinfo/ratings")] == "DENIED_ENFORCED"  # GET / is not /ratings/*
+    assert cells[(PRODUCTPAGE, "cluster-2/bookinfo/ratings")] == "DENIED_DEFAULT"
+    assert cells[(REVIEWS_V2, "cluster-2/bookinfo/ratings")] == "DENIED_DEFAULT"  # GET / is not /ratings/*
     assert cells[("cluster-3/emojivoto/web", "cluster-3/emojivoto/emoji-svc")] == "ALLOWED"
     assert cells[("cluster-3/emojivoto/vote-bot", "cluster-3/emojivoto/web-svc")] == "ALLOWED"
     assert cells[(PRODUCTPAGE, "cluster-3/emojivoto/web-svc")] == "NOT_FEDERATED"
@@ -82,7 +82,7 @@ def test_describe_a_destination() -> None:
     assert ("access", "AccessPolicy bookinfo/reviews-reads-ratings") in roles
     assert ("traffic", "TrafficPolicy bookinfo/ratings-timeout") in roles
     assert "AuthorizationPolicy bookinfo/ratings" in d["emits"]["cluster-2"]
-    assert any(c["source"] == PRODUCTPAGE and c["code"] == "DENIED_ENFORCED" for c in d["inbound"])
+    assert any(c["source"] == PRODUCTPAGE and c["code"] == "DENIED_DEFAULT" for c in d["inbound"])
 
 
 def test_describe_a_workload_and_a_policy() -> None:

@@ -97,7 +97,7 @@ def test_aliased_trust_domains_federate_and_keep_principals_of_both_domains() ->
     assert [h["kind"] for h in got["hops"]] == ["sidecar", "destination", "eastwest-gateway", "destination"]  # type: ignore[index]
     # cart-to-pay names the account in any cluster: POST only
     assert _ask("two-trust-domains-aliases", "alpha/store/cart-v1", "beta/store/pay", method="POST")["allowed"] is True
-    assert _ask("two-trust-domains-aliases", "alpha/store/cart-v1", "beta/store/pay")["code"] == "DENIED_ENFORCED"
+    assert _ask("two-trust-domains-aliases", "alpha/store/cart-v1", "beta/store/pay")["code"] == "DENIED_DEFAULT"
 
 
 def test_aliases_let_the_other_clusters_callers_through_a_cluster_scoped_source_and_check_warns() -> None:
@@ -129,7 +129,7 @@ def test_ca_certificate_trust_domains_are_accepted_for_mtls_but_are_no_authoriza
         return why(sim, Query(source, target, None, method, "/", ())).to_json()
 
     got = ask("beta/store/pay", "cart")
-    assert (got["allowed"], got["code"]) == (False, "DENIED_ENFORCED")
+    assert (got["allowed"], got["code"]) == (False, "DENIED_DEFAULT")
     assert all(b["code"] != "TRUST_DOMAIN_REJECTED" for b in got["backends"])  # type: ignore[attr-defined,index]
     # alpha's callers still reach beta's cart: the trust domain is accepted for mTLS
     assert ask("alpha/store/front", "beta/store/cart")["code"] == "ALLOWED"

@@ -89,15 +89,15 @@ def test_a_source_limited_to_west_does_not_let_east_in_through_wests_gateway() -
     # Regression: `web` runs in west and east under one identity string; the source names west, so
     # west's api must not authorize west's gateway (which speaks for every east caller).
     got = _ask("east/shop/web", "api-west", 8080, path="/api/items")
-    assert (got["allowed"], got["code"]) == (False, "DENIED_ENFORCED")
-    assert _backends(got) == [("west/shop/api", 80, "DENIED_ENFORCED"), ("east/shop/api", 20, "DENIED_ENFORCED")]
+    assert (got["allowed"], got["code"]) == (False, "DENIED_DEFAULT")
+    assert _backends(got) == [("west/shop/api", 80, "DENIED_DEFAULT"), ("east/shop/api", 20, "DENIED_DEFAULT")]
     auth = _emitted(_sim(), "west", "MeshTLSAuthentication", "shop", "api-http-west-web-reads-api")
     assert auth["spec"] == {"identities": [WEB]}
     # ...while east's api, whose west callers come through east's gateway, lists only the gateway.
     auth = _emitted(_sim(), "east", "MeshTLSAuthentication", "shop", "api-http-west-web-reads-api")
     assert auth["spec"] == {"identities": [GATEWAY]}
     # east's own `web` presents the same identity string to east's api, which does not list it.
-    assert _ask("east/shop/web", "api", 8080, path="/api/items")["code"] == "DENIED_ENFORCED"
+    assert _ask("east/shop/web", "api", 8080, path="/api/items")["code"] == "DENIED_DEFAULT"
 
 
 def test_a_local_split_to_the_mirror_has_no_linkerd_default_timeout_or_retries() -> None:
@@ -208,5 +208,5 @@ def test_a_backend_allowed_as_the_gateway_is_a_cause_even_when_another_backend_d
     # east's billing dials west's api: 80% to west (through west's gateway, which the policy now
     # authorizes for east's `web`), 20% to east's own api, which billing may not call.
     got = _ask("east/pay/billing", "api-west.shop", path="/api/items", sim=sim)
-    assert (got["allowed"], got["code"], got["causes"]) == (False, "DENIED_ENFORCED", ["GATEWAY_IDENTITY"])
-    assert _backends(got) == [("west/shop/api", 80, "ALLOWED"), ("east/shop/api", 20, "DENIED_ENFORCED")]
+    assert (got["allowed"], got["code"], got["causes"]) == (False, "DENIED_DEFAULT", ["GATEWAY_IDENTITY"])
+    assert _backends(got) == [("west/shop/api", 80, "ALLOWED"), ("east/shop/api", 20, "DENIED_DEFAULT")]

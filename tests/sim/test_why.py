@@ -113,14 +113,15 @@ def test_other_users_get_the_canary_split_with_istios_default_retries() -> None:
     assert v.retries.source == "istio default"
 
 
-def test_productpage_to_ratings_is_denied_enforced() -> None:
+def test_productpage_to_ratings_is_denied_by_default() -> None:
+    # An AccessPolicy selects ratings and none matches: its ALLOW rules deny (spec §6 DENIED_DEFAULT).
     v = answer(bookinfo().fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/ratings"))
-    assert (v.allowed, v.code) == (False, DENIED_ENFORCED)
+    assert (v.allowed, v.code) == (False, DENIED_DEFAULT)
     assert v.host == "ratings.bookinfo.svc.cluster-2.global"
     assert (v.timeout, v.retries and v.retries.attempts) == ("5s", 2)
     assert v.nearest_miss is not None and v.nearest_miss.policy == "AccessPolicy bookinfo/reviews-reads-ratings"
     steps = {s.step: s for s in v.explanation}
-    assert any(o.startswith("VirtualMesh meshrules-system/bookinfo") for o in steps["authorization"].objects)
+    assert any(o.startswith("AccessPolicy bookinfo/reviews-reads-ratings") for o in steps["authorization"].objects)
 
 
 def test_reviews_reads_ratings_with_get_and_not_with_post_and_the_fix_adds_post() -> None:
@@ -128,7 +129,7 @@ def test_reviews_reads_ratings_with_get_and_not_with_post_and_the_fix_adds_post(
     ok = why(sim, q(REVIEWS_V2, "ratings", path="/ratings/1"))
     assert ok.allowed and ok.code == "ALLOWED" and ok.nearest_miss is None
     denied = why(sim, q(REVIEWS_V2, "ratings", method="POST", path="/ratings/1"))
-    assert (denied.allowed, denied.code) == (False, DENIED_ENFORCED)
+    assert (denied.allowed, denied.code) == (False, DENIED_DEFAULT)
     miss = denied.nearest_miss
     assert miss is not None
     assert miss.policy == "AccessPolicy bookinfo/reviews-reads-ratings"
@@ -147,7 +148,7 @@ def test_emojivoto_web_reaches_emoji_and_vote_bot_does_not() -> None:
     assert [h.kind for h in ok.hops] == ["linkerd-proxy", "destination"]
     assert ok.retries is not None and ok.retries.attempts == 0  # Linkerd does not retry by default
     bot = answer(fleet, q("cluster-3/emojivoto/vote-bot", "emoji-svc", port=8080))
-    assert (bot.allowed, bot.code) == (False, DENIED_ENFORCED)
+    assert (bot.allowed, bot.code) == (False, DENIED_DEFAULT)
     assert bot.nearest_miss is not None and bot.nearest_miss.field == "spec.sourceSelector"
 
 
@@ -296,7 +297,7 @@ def test_a_trust_domain_the_destination_does_not_accept_is_rejected(tmp_path: Pa
     assert (v.allowed, v.code) == (False, TRUST_DOMAIN_REJECTED)
     # API §6: the other obstacles on the same backend are causes. productpage may only GET reviews.
     post = answer(sim.fleet, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
-    assert (post.code, post.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_ENFORCED,))
+    assert (post.code, post.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_DEFAULT,))
     assert [b.code for b in post.backends] == [TRUST_DOMAIN_REJECTED]
 
 
@@ -312,7 +313,7 @@ def test_the_nearest_miss_of_a_rejected_trust_domain_is_the_mesh_config_change(t
         .simulate()
     )
     v = why(sim, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
-    assert (v.code, v.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_ENFORCED,))
+    assert (v.code, v.causes) == (TRUST_DOMAIN_REJECTED, (DENIED_DEFAULT,))
     miss = v.nearest_miss
     assert miss is not None
     assert (miss.policy, miss.field) == ("ConfigMap istio-system/istio", "data.mesh.trustDomainAliases")
@@ -341,7 +342,7 @@ def test_mtls_mismatch_has_no_nearest_miss(tmp_path: Path) -> None:
         .simulate()
     )
     v = why(sim, q(PRODUCTPAGE, "cluster-2/bookinfo/reviews", method="POST"))
-    assert (v.code, v.causes) == (MTLS_MISMATCH, (DENIED_ENFORCED,))
+    assert (v.code, v.causes) == (MTLS_MISMATCH, (DENIED_DEFAULT,))
     assert v.nearest_miss is None and v.to_json()["nearestMiss"] is None
 
 
@@ -429,4 +430,4 @@ def test_linkerd_remote_discovery_keeps_the_callers_identity(tmp_path: Path) -> 
     assert (web.allowed, web.causes) == (True, ())
     assert [h.kind for h in web.hops] == ["linkerd-proxy", "destination"]
     bot = answer(sim.fleet, q("cluster-3/emojivoto/vote-bot", "cluster-4/emojivoto/emoji-svc", port=8080))
-    assert (bot.allowed, bot.code) == (False, DENIED_ENFORCED)
+    assert (bot.allowed, bot.code) == (False, DENIED_DEFAULT)
