@@ -36,12 +36,30 @@ def describe_command(
         raise typer.Exit(2)
 
 
+def _value(value: Any) -> str:
+    """A field as people read it (`k=v` pairs, lists joined), not Python's repr."""
+    if isinstance(value, Mapping):
+        members = value.get("members")
+        if "name" in value and isinstance(members, Sequence):  # a workload class
+            return f"{value['name']} ({len(members)} workload{'' if len(members) == 1 else 's'})"
+        return ", ".join(f"{k}={_joined(v, '|')}" for k, v in value.items()) or "-"
+    return _joined(value, ", ")
+
+
+def _joined(value: Any, sep: str) -> str:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if any(isinstance(v, Mapping) for v in value):
+            sep = "; "  # items that are themselves `k=v, …` lists
+        return sep.join(_value(v) for v in value) or "-"
+    return _value(value) if isinstance(value, Mapping) else str(value)
+
+
 def print_description(d: Mapping[str, Any]) -> None:
     """The description for people."""
     write(f"{d['kind']} {d['name']}\n")
     for key, value in d["object"].items():
         if key != "status":
-            write(f"  {key}: {value}\n")
+            write(f"  {key}: {_value(value)}\n")
     if d["applies"]:
         write("\n")
         print_table("Applies", ["ROLE", "POLICY", "WHERE"], [(a["role"], a["policy"], a["location"] or "-")

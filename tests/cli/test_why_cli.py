@@ -121,6 +121,8 @@ def test_describe_json_follows_the_schema(kind: str, name: str) -> None:
     validate("describe", json.loads(out.stdout))
     table = run("describe", BOOKINFO, kind, name)
     assert table.exit_code == 0 and table.stdout.startswith(f"{kind} ")
+    # People read `app=reviews, version=v2`, never Python's `{'app': 'reviews'}`.
+    assert "{'" not in table.stdout and "['" not in table.stdout
 
 
 def test_diff_json_follows_the_schema(tmp_path: Path) -> None:
