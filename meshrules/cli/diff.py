@@ -32,8 +32,8 @@ def diff_command(
         write(dump_yaml([body]))
     else:
         print_table(f"Changed answers ({len(changes)} of {compared} pairs)",
-                    ["SOURCE", "DESTINATION", "BEFORE", "AFTER", "WITNESS"],
-                    [(c.source, c.destination, c.before.code, c.after.code,
+                    ["SOURCE", "DESTINATION", "BEFORE", "AFTER", "CHANGED", "WITNESS"],
+                    [(c.source, c.destination, c.before.code, c.after.code, ", ".join(c.changed_fields()),
                       f"{c.witness.method} {c.witness.path} :{c.witness.port}"
                       + "".join(f" {k}={v}" for k, v in c.witness.headers)) for c in changes])
     if errors_before or errors_after:

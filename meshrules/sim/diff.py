@@ -65,6 +65,12 @@ class Change:
                 "before": _brief(self.before), "after": _brief(self.after)}
 
 
+    def changed_fields(self) -> tuple[str, ...]:
+        """Which parts of the answer differ (`code`, `allowed`, `backends`, `timeout`, `retries`, `mtls`)."""
+        before, after = _brief(self.before), _brief(self.after)
+        return tuple(k for k in before if before[k] != after[k])
+
+
 def _brief(v: Verdict) -> dict[str, Any]:
     return {"code": v.code, "allowed": v.allowed, "backends": [b.to_json() for b in v.backends],
             "timeout": v.timeout, "retries": None if v.retries is None else v.retries.to_json(), "mtls": v.mtls}

@@ -56,3 +56,15 @@ def test_a_with_that_is_not_a_directory_is_an_input_error(tmp_path: Path) -> Non
         assert result.exit_code == 2
         assert result.stderr.startswith(f"error: policies directory `{other}` is not a directory")
         assert result.stdout == ""
+
+
+def test_a_change_that_keeps_the_code_says_what_changed(tmp_path: Path) -> None:
+    bookinfo = Path(__file__).resolve().parents[2] / "simulator" / "scenarios" / "bookinfo-multicluster"
+    other = tmp_path / "policies"
+    shutil.copytree(bookinfo / "policies", other)
+    traffic = other / "traffic.yaml"
+    traffic.write_text(traffic.read_text().replace("requestTimeout: 5s", "requestTimeout: 6s"))
+    result = runner.invoke(app, ["diff", str(bookinfo), "--with", str(other)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()[2:] if line.strip()]
+    assert rows and all(r[2] == r[3] and r[4] == "timeout" for r in rows), result.stdout
