@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -46,7 +47,8 @@ def debug_enabled() -> bool:
 def fail(err: MeshrulesError) -> typer.Exit:
     """Print an error (and each diagnostic it carries) as one line each; return the exit to raise."""
     for diag in err.diagnostics:
-        print(f"error: {diag}", file=sys.stderr)
+        # A rule set that fails to check carries its warnings too (MR0520): say which is which.
+        print(f"{diag.severity.value}: {diag}", file=sys.stderr)
     if not err.diagnostics:
         print(f"error: {err}", file=sys.stderr)
     return typer.Exit(err.exit_code)
@@ -60,8 +62,10 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except MeshrulesError as err:
+            # With --debug the traceback comes first; the exit code stays the error's own (2 for
+            # input, 1 for policy), so scripts behave the same with and without it.
             if debug_enabled():
-                raise
+                traceback.print_exc(file=sys.stderr)
             raise fail(err) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -70,9 +74,9 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             # stdout at /dev/null so the interpreter's final flush cannot fail again, and stop quietly.
             _silence_stdout()
             raise typer.Exit(0) from None
-        except Exception as exc:  # a bug: say so in one line unless --debug
+        except Exception as exc:  # a bug: say so in one line, after the traceback with --debug
             if debug_enabled():
-                raise
+                traceback.print_exc(file=sys.stderr)
             raise fail(
                 InternalError(
                     f"meshrules failed: {type(exc).__name__}: {exc}",

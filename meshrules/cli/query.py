@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from meshrules.cli.scenario import load
+from meshrules.cli.scenario import load, with_scenario_rules
 from meshrules.errors import UsageError
 from meshrules.pipeline.query import Simulation, simulate
 
@@ -24,7 +24,8 @@ def load_simulation(scenario: Path, rules: Path | None = None, policies: Path | 
     """Load, discover, decide, translate and build the fleet; return it and the input error count."""
     started = time.perf_counter()
     analysis, errors = load(scenario, policies)
-    sim = simulate(analysis, rules)
+    sim, rule_errors = with_scenario_rules(analysis, lambda a: simulate(a, rules))
+    errors += rule_errors
     elapsed = time.perf_counter() - started
     if elapsed > _PROGRESS_AFTER_S:
         typer.echo(f"info: loaded, decided and translated `{scenario}` in {elapsed:.1f}s", err=True)

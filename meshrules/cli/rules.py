@@ -19,7 +19,7 @@ import typer
 
 from meshrules.cli.app import handles_errors
 from meshrules.cli.output import OutputFormat, dump_json, dump_yaml, print_table, write
-from meshrules.cli.scenario import load
+from meshrules.cli.scenario import load, with_scenario_rules
 from meshrules.dsl import render_diagnostics
 from meshrules.engine.values import show
 from meshrules.errors import RuleError
@@ -62,7 +62,8 @@ def check_command(
 
 def _decide(scenario: Path, rules: Path | None) -> tuple[Decision, int]:
     analysis, errors = load(scenario)
-    return decide(analysis, rules), errors
+    decision, rule_errors = with_scenario_rules(analysis, lambda a: decide(a, rules))
+    return decision, errors + rule_errors
 
 
 @rules_app.command("eval")

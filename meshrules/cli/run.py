@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshrules.cli.scenario import load
+from meshrules.cli.scenario import load, with_scenario_rules
 from meshrules.pipeline import Analysis
 from meshrules.pipeline.rules import Decision, decide
 from meshrules.pipeline.translate import Translation, translate
@@ -24,5 +24,5 @@ class Run:
 def run_pipeline(scenario: Path, rules: Path | None = None, policies: Path | None = None) -> Run:
     """Load, discover, decide and translate ``scenario`` (input problems are printed, work goes on)."""
     analysis, input_errors = load(scenario, policies)
-    decision = decide(analysis, rules_dir=rules)
-    return Run(analysis, decision, translate(analysis, decision.intent), input_errors)
+    (analysis, decision), rule_errors = with_scenario_rules(analysis, lambda a: (a, decide(a, rules_dir=rules)))
+    return Run(analysis, decision, translate(analysis, decision.intent), input_errors + rule_errors)

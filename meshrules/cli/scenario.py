@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
-from meshrules.errors import Diagnostic, InputError, Severity
+from meshrules.errors import Diagnostic, InputError, RuleError, Severity
 from meshrules.kube.scenario import load_scenario
 from meshrules.pipeline import Analysis, analyse
 
@@ -36,3 +38,28 @@ def load(path: Path, policies: Path | None = None) -> tuple[Analysis, int]:
         skipped = ", ".join(f"{n} {k}" for k, n in scenario.skipped.items())
         print(f"info: skipped objects of kinds meshrules does not read: {skipped}", file=sys.stderr)
     return analysis, errors
+
+
+T = TypeVar("T")
+
+
+def with_scenario_rules(analysis: Analysis, run: Callable[[Analysis], T]) -> tuple[T, int]:
+    """``run(analysis)``; when the scenario's own `policies/*.rules` do not check, report their errors
+    and run again without them, so one broken rule file does not stop the command.
+
+    Returns the result and the number of rule errors reported. A rule set broken outside the
+    scenario's files (`--rules DIR`, the shipped rules) still raises: nothing sound can be decided.
+    """
+    try:
+        return run(analysis), 0
+    except RuleError as err:
+        own = {rule_file.path for rule_file in analysis.scenario.rule_files}
+        errors = [d for d in err.diagnostics if d.severity == Severity.ERROR]
+        if not own or not errors or any(d.location is None or d.location.file not in own for d in errors):
+            raise
+        count = report(err.diagnostics)
+        print(
+            f"info: left out the scenario's rule files ({', '.join(sorted(own))}); the shipped rules decided the rest",
+            file=sys.stderr,
+        )
+        return run(replace(analysis, scenario=replace(analysis.scenario, rule_files=()))), count

@@ -22,7 +22,7 @@ import typer
 
 from meshrules.cli.app import app, handles_errors
 from meshrules.cli.output import dump_json, write
-from meshrules.cli.scenario import report
+from meshrules.cli.scenario import report, with_scenario_rules
 from meshrules.cli.why import print_verdict
 from meshrules.errors import InputError
 from meshrules.kube.scenario import YAML_SUFFIXES, load_scenario
@@ -107,7 +107,8 @@ def run_scenario_tests(
         scenario = load_tests_dir(scenario, tests_dir)
     analysis = analyse(scenario)
     input_errors = report(analysis.diagnostics)
-    sim = simulate(analysis, rules)
+    sim, rule_errors = with_scenario_rules(analysis, lambda a: simulate(a, rules))
+    input_errors += rule_errors
     results: list[TestResult] = []
     seconds: list[float] = []
     for test in sorted(scenario.tests, key=lambda t: (t.metadata.namespace or "", t.metadata.name)):
@@ -154,7 +155,7 @@ def test_command(
         if cov is not None:
             print_coverage(cov)
     if junit is not None:
-        junit.write_text(junit_xml(results, seconds, suite=scenario.name or str(scenario)), encoding="utf-8")
+        write_junit(junit, junit_xml(results, seconds, suite=scenario.name or str(scenario)))
     if input_errors or any(r.status == ERROR for r in results):
         raise typer.Exit(2)
     if any(r.status == FAILED for r in results):
@@ -162,6 +163,19 @@ def test_command(
     if cov is not None and threshold is not None and cov.percent < threshold:
         typer.echo(f"error: coverage {cov.percent:.1f}% is below the threshold {threshold:g}%", err=True)
         raise typer.Exit(1)
+
+
+def write_junit(path: Path, text: str) -> None:
+    """Write the JUnit report; a path that cannot be written is the user's to fix, not a meshrules bug."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        reason = "it is a directory" if path.is_dir() else (exc.strerror or type(exc).__name__).lower()
+        raise InputError(
+            f"cannot write `--junit {path}`: {reason}",
+            code="MR0008",
+            hint="give a file path in an existing directory you can write to (the results above still stand)",
+        ) from exc
 
 
 def print_scenario_tests(path: Path, rules: Path | None = None) -> bool:

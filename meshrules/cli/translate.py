@@ -12,7 +12,7 @@ import typer
 from meshrules.cli.app import app, handles_errors
 from meshrules.cli.output import dump_json, dump_yaml, write
 from meshrules.cli.run import run_pipeline
-from meshrules.errors import UsageError
+from meshrules.errors import InputError, UsageError
 from meshrules.pipeline.status import status_objects
 
 # Marks a directory as written by `translate --out`; it lists the files written, so a later run
@@ -81,19 +81,45 @@ def write_tree(
     patches: Mapping[str, Sequence[Mapping[str, Any]]],
     statuses: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Write the outputs under ``out`` (spec §9), replacing only files an earlier run wrote there."""
+    """Write the outputs under ``out`` (spec §9), replacing only files an earlier run wrote there.
+
+    Raises ``UsageError`` (MR0007) for a directory meshrules did not write and ``InputError``
+    (MR0008) when ``out`` is a file or cannot be written.
+    """
+    try:
+        _write_tree(out, objects, patches, statuses)
+    except OSError as exc:
+        # Wrapped at the boundary: a file path, a read-only disk or missing permissions are the
+        # user's to fix, not a meshrules bug.
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise InputError(
+            f"cannot write `--out {out}`: {reason}" + (f" (`{exc.filename}`)" if exc.filename else ""),
+            code="MR0008",
+            hint="give a new or empty directory you can write to",
+        ) from exc
+
+
+def _write_tree(
+    out: Path,
+    objects: Mapping[str, Sequence[Mapping[str, Any]]],
+    patches: Mapping[str, Sequence[Mapping[str, Any]]],
+    statuses: Sequence[Mapping[str, Any]],
+) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"`--out {out}` is a file, not a directory",
+            code="MR0008",
+            hint="give a new or empty directory; `translate` writes DIR/<cluster>/*.yaml and DIR/_status/",
+        )
     marker = out / MARKER
-    if out.exists() and any(out.iterdir()) and not marker.exists():
+    if out.exists() and any(out.iterdir()) and not marker.is_file():
         raise UsageError(
             f"`{out}` is not empty and was not written by meshrules",
             code="MR0007",
             hint="choose an empty or new directory; meshrules never overwrites files it did not write",
         )
-    previous: list[str] = json.loads(marker.read_text()) if marker.exists() else []
-    for rel in previous:
-        path = out / rel
-        if path.is_file():
-            path.unlink()
+    for path in _previous_files(out, marker):
+        path.unlink()
     # Each file is written as soon as it is rendered: the whole tree's text is never held at once.
     files: list[str] = []
     groups = [
@@ -110,3 +136,26 @@ def write_tree(
             files.append(rel)
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(sorted(set(files)), indent=1) + "\n")
+
+
+def _previous_files(out: Path, marker: Path) -> list[Path]:
+    """The files the marker says an earlier run wrote, only those inside ``out``.
+
+    INVARIANT: meshrules deletes only what it wrote; a hand-edited or corrupt marker (not JSON, an
+    absolute path, `..`) must never make it delete a file outside ``out``.
+    """
+    if not marker.is_file():
+        return []
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        listed = []
+    root = out.resolve()
+    found = []
+    for rel in listed if isinstance(listed, list) else []:
+        if not isinstance(rel, str):
+            continue
+        path = out / rel
+        if path.resolve().is_relative_to(root) and not path.is_symlink() and path.is_file():
+            found.append(path)
+    return found

@@ -76,10 +76,23 @@ DEFAULT_INTERMEDIATE_TTL_DAYS = 365
 # --- files ------------------------------------------------------------------------------------------
 
 
+def _cannot_write(path: Path, exc: OSError) -> InputError:
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return InputError(
+        f"cannot write `{path}`: {reason}"
+        + (f" (`{exc.filename}`)" if exc.filename and str(exc.filename) != str(path) else ""),
+        code="MR0702",
+        hint="give a new or empty directory you can write to (not a file)",
+    )
+
+
 def _write_file(path: Path, data: bytes, mode: int) -> None:
     """Write atomically with ``mode`` from the first byte (a key is never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:  # `--out` names a file, or a directory we may not write
+        raise _cannot_write(path.parent, exc) from exc
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -103,7 +116,10 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 def save_ca(directory: Path, ca: CertificateAuthority, settings: Mapping[str, Any]) -> None:
     """Write a CA directory: `tls.crt`, `ca.crt` (0644), `tls.key` (0600), `ca.json`."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _cannot_write(directory, exc) from exc
     data = ca.secret_data()
     _write_file(directory / TLS_KEY, data[TLS_KEY], PRIVATE_MODE)
     _write_file(directory / TLS_CRT, data[TLS_CRT], PUBLIC_MODE)

@@ -6,6 +6,7 @@ names exit 2. `-o json` prints `Verdict.to_json()` (`docs/schemas/why.schema.jso
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import typer
 from meshrules.cli.app import app, handles_errors
 from meshrules.cli.output import OutputFormat, dump_json, dump_yaml, print_table, write
 from meshrules.cli.query import load_simulation, parse_headers
+from meshrules.errors import UsageError
 from meshrules.pipeline.query import why as why_query
 from meshrules.sim.verdict import Verdict, hop_json
 from meshrules.sim.why import Query
@@ -31,21 +33,23 @@ def why_command(
     port: int | None = typer.Option(None, "--port", help="Port (required when the target has several)."),
     method: str = typer.Option("GET", "--method", help="HTTP method."),
     path: str = typer.Option("/", "--path", help="HTTP path (with query string, if any)."),
-    header: list[str] = typer.Option(
-        [], "--header", help="Request header name=value (repeatable)."
-    ),
+    header: list[str] = typer.Option([], "--header", help="Request header name=value (repeatable)."),
     output: OutputFormat = typer.Option(OutputFormat.table, "-o", "--output", help="table, yaml or json."),
     rules: Path | None = typer.Option(None, "--rules", help="Rule directory replacing the default rules."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Re-run a denial with its nearest-miss edit."),
 ) -> None:
     """Answer whether a request from one workload reaches a target, with its configuration and reasons."""
+    _check_request(port, method, path)
     query = Query(source, target, port, method.upper(), path, parse_headers(header))
     sim, errors = load_simulation(scenario, rules)
     started = time.perf_counter()
     verdict = why_query(sim, query, verify_miss=verify)
     if time.perf_counter() - started > _PROGRESS_AFTER_S and verdict.nearest_miss is not None:
-        typer.echo("info: verified the nearest miss by re-running the pipeline with its edit "
-                   f"({time.perf_counter() - started:.1f}s; `--no-verify` skips it)", err=True)
+        typer.echo(
+            "info: verified the nearest miss by re-running the pipeline with its edit "
+            f"({time.perf_counter() - started:.1f}s; `--no-verify` skips it)",
+            err=True,
+        )
     if output == OutputFormat.json:
         write(dump_json(verdict.to_json()))
     elif output == OutputFormat.yaml:
@@ -54,6 +58,24 @@ def why_command(
         print_verdict(verdict)
     if errors:
         raise typer.Exit(2)
+
+
+# RFC 9110 §5.6.2: a method is a token.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_request(port: int | None, method: str, path: str) -> None:
+    """Refuse a request no client could send, before loading anything (a typo is not a NO_ROUTE)."""
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"`--port {port}` is not a port", code="MR0006", hint="give a port in [1, 65535]")
+    if not _METHOD.fullmatch(method):
+        raise UsageError(
+            f"`--method {method}` is not an HTTP method", code="MR0006", hint="e.g. `--method GET` or `--method POST`"
+        )
+    if not path.startswith("/"):
+        raise UsageError(
+            f"`--path {path}` does not start with `/`", code="MR0006", hint="e.g. `--path /reviews/1?page=2`"
+        )
 
 
 def print_verdict(v: Verdict) -> None:
@@ -67,13 +89,30 @@ def print_verdict(v: Verdict) -> None:
         write(f"  also: {', '.join(v.causes)}\n")
     if v.backends:
         write("\n")
-        print_table("Backends", ["DESTINATION", "SUBSET", "WEIGHT", "CODE", "WHY"], [
-            (b.destination, ",".join(f"{k}={val}" for k, val in b.subset) if b.subset else "-", f"{b.weight}%",
-             b.code, b.reason) for b in v.backends])
+        print_table(
+            "Backends",
+            ["DESTINATION", "SUBSET", "WEIGHT", "CODE", "WHY"],
+            [
+                (
+                    b.destination,
+                    ",".join(f"{k}={val}" for k, val in b.subset) if b.subset else "-",
+                    f"{b.weight}%",
+                    b.code,
+                    b.reason,
+                )
+                for b in v.backends
+            ],
+        )
     write("\nConfig\n")
-    retries = "-" if v.retries is None else (
-        f"{v.retries.attempts}" + (f" (per try {v.retries.per_try_timeout})" if v.retries.per_try_timeout else "")
-        + (f" [{v.retries.source}]" if v.retries.source else ""))
+    retries = (
+        "-"
+        if v.retries is None
+        else (
+            f"{v.retries.attempts}"
+            + (f" (per try {v.retries.per_try_timeout})" if v.retries.per_try_timeout else "")
+            + (f" [{v.retries.source}]" if v.retries.source else "")
+        )
+    )
     write(f"  timeout: {v.timeout or 'none'}\n  retries: {retries}\n  mtls: {'yes' if v.mtls else 'no'}\n")
     if v.fault is not None:
         write(f"  fault: {v.fault.to_json()}\n")
@@ -85,8 +124,11 @@ def print_verdict(v: Verdict) -> None:
     write("\nHops\n  " + " -> ".join(_hop(h) for h in (hop_json(x) for x in v.hops)) + "\n")
     if v.explanation:
         write("\n")
-        print_table("Explanation", ["STEP", "RULE", "OBJECTS", "DETAIL"], [
-            (s.step, s.rule, "\n".join(s.objects) or "-", s.detail) for s in v.explanation])
+        print_table(
+            "Explanation",
+            ["STEP", "RULE", "OBJECTS", "DETAIL"],
+            [(s.step, s.rule, "\n".join(s.objects) or "-", s.detail) for s in v.explanation],
+        )
     if v.assumptions:
         write(f"\nAssumptions (not modelled): {', '.join(v.assumptions)}\n")
     miss = v.nearest_miss

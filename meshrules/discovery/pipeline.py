@@ -45,7 +45,7 @@ class ClusterInput:
     name: str
     objects: Sequence[KubeObject]
     config: KubernetesClusterConfig | None = None
-    # Where `cluster.yaml` was read from, for findings about it.
+    # Where `cluster.yaml` names its cluster (its `metadata.name` line), for findings about it.
     config_location: Location | None = None
     # Live only: the Secret holding the cluster's kubeconfig (§8).
     secret_name: str | None = None

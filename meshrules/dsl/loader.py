@@ -33,13 +33,21 @@ def read_file(path: str) -> str:
 def rule_files(paths: Iterable[str | Path]) -> list[str]:
     """The rule files named by ``paths``: a directory gives its ``*.rules`` files in name order.
 
-    Raises ``InputError`` for a path that does not exist.
+    Raises ``InputError`` for a path that does not exist, and for a directory without rule files:
+    a rule set replaced by nothing would decide nothing and report no finding, silently.
     """
     files: list[str] = []
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            files += [str(f) for f in sorted(p.glob(f"*{RULE_SUFFIX}")) if f.is_file()]
+            found = [str(f) for f in sorted(p.glob(f"*{RULE_SUFFIX}")) if f.is_file()]
+            if not found:
+                raise InputError(
+                    f"rule directory `{path}` has no `*{RULE_SUFFIX}` files",
+                    code=INCLUDE_NOT_FOUND,
+                    hint="`--rules DIR` replaces the whole default rule set; copy `rules/` and edit the copy",
+                )
+            files += found
         elif p.is_file():
             files.append(str(p))
         else:

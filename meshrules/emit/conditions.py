@@ -98,7 +98,12 @@ class StringCondition:
 
 @dataclass(frozen=True, slots=True, order=True)
 class HeaderCondition:
-    """A request header test; ``invert`` matches when the header is absent or fails the test."""
+    """A request header test; ``invert`` is Istio's `withoutHeaders` (Envoy ``invert_match``).
+
+    An inverted value test (exact, prefix, regex) matches only a header that is *present* and fails
+    the test: Envoy's header matcher fails on an absent header before inverting (istio/istio#50988).
+    An inverted presence test matches exactly when the header is absent.
+    """
 
     name: str  # lower case: HTTP header names are case-insensitive
     condition: StringCondition
@@ -106,7 +111,12 @@ class HeaderCondition:
 
     def matches(self, headers: Mapping[str, str]) -> bool:
         """Whether the (lower-case keyed) ``headers`` pass."""
-        return self.condition.matches(headers.get(self.name)) != self.invert
+        value = headers.get(self.name)
+        if not self.invert:
+            return self.condition.matches(value)
+        if self.condition.kind == "present":
+            return value is None
+        return value is not None and not self.condition.matches(value)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -269,7 +279,7 @@ _ANY = RouteMatch()
 
 def _header_within(mine: HeaderCondition, other: HeaderCondition) -> bool:
     if mine.invert != other.invert:
-        # "present and passes A" lies within "not (present and passes B)" when A and B are disjoint.
+        # "present and passes A" lies within "present and fails B" when A and B are disjoint.
         if mine.invert:
             return False
         try:
@@ -277,6 +287,8 @@ def _header_within(mine: HeaderCondition, other: HeaderCondition) -> bool:
         except Inexpressible:
             return False
     if mine.invert:
+        if (mine.condition.kind == "present") != (other.condition.kind == "present"):
+            return False  # "absent" and "present and fails B" are disjoint
         return other.condition.within(mine.condition)  # not-A within not-B iff B within A
     return mine.condition.within(other.condition)
 
@@ -295,6 +307,8 @@ def _merge_headers(conditions: Iterable[HeaderCondition]) -> tuple[HeaderConditi
                 return None
         negative: StringCondition | None = None
         for cond in (c for c in conds if c.invert):
+            if negative is not None and (negative.kind == "present") != (cond.condition.kind == "present"):
+                return None  # "absent" and "present and fails a test" never hold together
             if negative is None or negative.within(cond.condition):
                 negative = cond.condition
             elif not cond.condition.within(negative):

@@ -14,6 +14,7 @@ the identities the graph resolved — nothing is a product of sources and destin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -260,6 +261,18 @@ def _backend(ref: ClusterObjectRef) -> tuple[str, str, str]:
     return (ref.cluster or "", ref.namespace or "", ref.name)
 
 
+def _comparable(field: str, value: Any) -> Any:
+    """A field's value as the conflict rule compares it: a weighted split is a set of backends.
+
+    Two equally specific policies listing the same backends in another order set the same
+    `trafficShift` (Envoy's weighted clusters have no order), so they must not conflict (§3.2).
+    """
+    if field == "trafficShift" and isinstance(value, Mapping) and isinstance(value.get("destinations"), list):
+        backends = sorted(value["destinations"], key=lambda b: json.dumps(b, sort_keys=True))
+        return {**value, "destinations": backends}
+    return value
+
+
 def _traffic_policy(facts: Facts, graph: ServiceGraph, tp: TrafficPolicy, rank: int, sources: _Sources) -> None:
     ref, spec = tp.ref, tp.spec
     facts.add("traffic_policy", (ref, rank, _created(tp)), source=sources.of(tp))
@@ -275,7 +288,7 @@ def _traffic_policy(facts: Facts, graph: ServiceGraph, tp: TrafficPolicy, rank: 
     )
     settings = spec.policy.to_wire()
     for name, value in settings.items():
-        facts.add("tp_sets", (ref, name, value), source=sources.of(tp, f"spec.policy.{name}"))
+        facts.add("tp_sets", (ref, name, _comparable(name, value)), source=sources.of(tp, f"spec.policy.{name}"))
     shift = spec.policy.traffic_shift
     if shift is not None:
         for i, backend in enumerate(shift.destinations):
@@ -285,6 +298,8 @@ def _traffic_policy(facts: Facts, graph: ServiceGraph, tp: TrafficPolicy, rank: 
                 (ref, "trafficShift", path, *_backend(backend.service), backend.subset),
                 source=sources.of(tp, path),
             )
+            if backend.port is not None:
+                facts.add("tp_backend_port", (ref, path, backend.port), source=sources.of(tp, f"{path}.port"))
     mirror = spec.policy.mirror
     if mirror is not None:
         facts.add(
@@ -292,6 +307,12 @@ def _traffic_policy(facts: Facts, graph: ServiceGraph, tp: TrafficPolicy, rank: 
             (ref, "mirror", "spec.policy.mirror", *_backend(mirror.service), {}),
             source=sources.of(tp, "spec.policy.mirror"),
         )
+        if mirror.port is not None:
+            facts.add(
+                "tp_backend_port",
+                (ref, "spec.policy.mirror", mirror.port),
+                source=sources.of(tp, "spec.policy.mirror.port"),
+            )
 
 
 def _access_policy(facts: Facts, graph: ServiceGraph, ap: AccessPolicy, rank: int, sources: _Sources) -> None:

@@ -126,31 +126,68 @@ def _uri_overlap(left: tuple[str, str], right: tuple[str, str]) -> bool:
 
 
 def _conditions(matcher: Any, key: str) -> list[Mapping[str, Any]]:
-    return [c for c in _items(_get(matcher, key)) if isinstance(c, Mapping)]
+    """The header or query conditions of a matcher, normalised: ``{name, value, regex, invertMatch}``.
+
+    Header names compare case-insensitively (HTTP; the emitters lower-case them), query parameter
+    names as written. Omitted flags are false.
+    """
+    out: list[Mapping[str, Any]] = []
+    for c in _items(_get(matcher, key)):
+        if not isinstance(c, Mapping):
+            continue
+        name = str(c.get("name", ""))
+        out.append(
+            {
+                "name": name.lower() if key == "headers" else name,
+                "value": str(c.get("value") or ""),
+                "regex": bool(c.get("regex")),
+                "invertMatch": bool(c.get("invertMatch")),
+            }
+        )
+    return out
+
+
+def _is_presence(condition: Mapping[str, Any]) -> bool:
+    # An empty, non-regex value tests presence only (`meshrules.emit.conditions._value_condition`).
+    return not condition["regex"] and not condition["value"]
 
 
 def _condition_implies(inner: Mapping[str, Any], outer: Mapping[str, Any]) -> bool:
-    """A request meeting header/query condition ``inner`` surely meets ``outer``."""
-    if inner.get("name") != outer.get("name"):
+    """A request meeting header/query condition ``inner`` surely meets ``outer``.
+
+    Non-inverted tests need the header present; an inverted presence test means "absent", an
+    inverted value test "present and fails the test" (Istio `withoutHeaders`).
+    """
+    if inner["name"] != outer["name"]:
         return False
     if dict(inner) == dict(outer):
         return True
-    plain = not inner.get("invertMatch") and not outer.get("invertMatch")
+    if outer["invertMatch"]:
+        return False
+    if _is_presence(outer):
+        # every positive test and every "present and fails" test needs the header present
+        return not (inner["invertMatch"] and _is_presence(inner))
     return (
-        plain
-        and not inner.get("regex")
-        and bool(outer.get("regex"))
-        and _fullmatch(str(outer.get("value", "")), str(inner.get("value", "")))
+        not inner["invertMatch"]
+        and not inner["regex"]
+        and bool(inner["value"])
+        and outer["regex"]
+        and _fullmatch(str(outer["value"]), str(inner["value"]))
     )
 
 
 def _conditions_exclude(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
     """No request can meet both conditions (same header or parameter, incompatible values)."""
-    if left.get("name") != right.get("name"):
+    if left["name"] != right["name"]:
         return False
-    lv, rv = str(left.get("value", "")), str(right.get("value", ""))
-    linv, rinv = bool(left.get("invertMatch")), bool(right.get("invertMatch"))
-    lre, rre = bool(left.get("regex")), bool(right.get("regex"))
+    absent = [c["invertMatch"] and _is_presence(c) for c in (left, right)]
+    if absent[0] != absent[1]:
+        return True  # "absent" against any test that needs the header present
+    if any(absent) or any(_is_presence(c) for c in (left, right)):
+        return False
+    lv, rv = str(left["value"]), str(right["value"])
+    linv, rinv = bool(left["invertMatch"]), bool(right["invertMatch"])
+    lre, rre = bool(left["regex"]), bool(right["regex"])
     if not linv and not rinv:
         if not lre and not rre:
             return lv != rv

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from meshrules.errors import Diagnostic, InputError, Location
+from meshrules.errors import Diagnostic, InputError, Location, Severity
 from meshrules.model.common import is_dns1123_label
 from meshrules.model.documents import UNREADABLE_FILE, Document, parse_documents
 from meshrules.model.scenario import (
@@ -26,6 +26,7 @@ from meshrules.model.scenario import (
 
 YAML_SUFFIXES = (".yaml", ".yml")
 CLUSTER_CONFIG_FILE = "cluster.yaml"
+EMPTY_CLUSTER = "MR0009"
 
 
 def load_scenario(path: str | Path, policies_dir: str | Path | None = None) -> Scenario:
@@ -92,7 +93,9 @@ def _load_clusters(root: Path, diags: list[Diagnostic]) -> list[ClusterSnapshot]
             continue
         docs: list[Document] = []
         config: Document | None = None
-        for file in _files(cdir, YAML_SUFFIXES, diags, root):
+        reported = len(diags)
+        files = _files(cdir, YAML_SUFFIXES, diags, root)
+        for file in files:
             for doc in _read_docs(file, root, diags):
                 if doc.kind == "KubernetesCluster" and doc.is_meshrules:
                     config = doc
@@ -107,6 +110,20 @@ def _load_clusters(root: Path, diags: list[Diagnostic]) -> list[ClusterSnapshot]
                     )
                 else:
                     docs.append(doc)
+        if not docs and config is None and len(diags) == reported:
+            # An empty directory is still a cluster (with no mesh); say so, since it is most often a
+            # snapshot that was not captured, or files with another suffix (`.json`, `.txt`).
+            diags.append(
+                Diagnostic(
+                    code=EMPTY_CLUSTER,
+                    severity=Severity.WARNING,
+                    message=f"cluster directory `{name}` holds no objects"
+                    + ("" if files else " (no `*.yaml` or `*.yml` files)"),
+                    location=Location(file=_display(cdir, root)),
+                    hint=f"capture it with `meshrules snapshot --context CTX --out {_display(cdir, root)}`, "
+                    "or remove the directory",
+                )
+            )
         objects, cdiags = cluster_objects(name, docs)
         diags.extend(cdiags)
         snapshots.append(ClusterSnapshot(name=name, objects=tuple(objects), config=config))

@@ -101,8 +101,8 @@ class Scenario:
 
 
 def object_ref(kind: str, namespace: str, name: str) -> str:
-    """How messages and indexes name an object: `Kind namespace/name`."""
-    return f"{kind} {namespace}/{name}"
+    """How messages and indexes name an object: `Kind namespace/name` (`Kind name` when cluster-scoped)."""
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 def cluster_objects(cluster: str, docs: Iterable[Document]) -> tuple[list[KubeObject], list[Diagnostic]]:
@@ -116,11 +116,13 @@ def cluster_objects(cluster: str, docs: Iterable[Document]) -> tuple[list[KubeOb
         name = meta.get("name") if isinstance(meta, dict) else None
         if not kind or not api_version or not isinstance(name, str) or not name:
             missing = "kind" if not kind else "apiVersion" if not api_version else "metadata.name"
+            # `apiVersion: 5` or `name: [x]` is written, but `Document` reads it as absent: say which.
+            written = isinstance(meta, dict) and "name" in meta if missing == "metadata.name" else missing in doc.body
             diags.append(
                 Diagnostic(
                     code=MISSING_NAME,
                     field=missing,
-                    message=f"object has no `{missing}`",
+                    message=f"`{missing}` is empty or not a string" if written else f"object has no `{missing}`",
                     location=Location(file=doc.location.file, line=doc.line_of(missing)),
                     hint="every Kubernetes object needs `apiVersion`, `kind` and `metadata.name`",
                 )
@@ -263,7 +265,7 @@ def validation_diagnostics(exc: ValidationError, doc: Document, model: type[Base
         else:
             code = INVALID_FIELD
             message = _backticks(_lower_first(err["msg"].removeprefix("Value error, ")))
-            hint = _hint_for(err)
+            hint = _hint_for(err, message)
         diags.append(
             Diagnostic(
                 code=code,
@@ -304,7 +306,7 @@ def _backticks(text: str) -> str:
     return _QUOTED.sub(r"`\1`", text)
 
 
-def _hint_for(err: Any) -> str:
+def _hint_for(err: Any, message: str) -> str:
     ctx = err.get("ctx") or {}
     expected = ctx.get("expected")
     # Enum and literal messages already list what is expected ("input should be 'A' or 'B'"):
@@ -312,7 +314,8 @@ def _hint_for(err: Any) -> str:
     if isinstance(expected, str) and expected not in err.get("msg", ""):
         return f"expected {_backticks(expected)}"
     value = err.get("input")
-    if isinstance(value, str | int | float | bool):
+    # Say what was written once: our own validators already quote it in the message.
+    if isinstance(value, str | int | float | bool) and f"`{value}`" not in message:
         return f"got `{value}`"
     return ""
 

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from meshrules.model.base import ApiModel
 from meshrules.model.common import DestinationSelector, Duration, ObjectMeta, WorkloadSelector
 
 TESTING_API_VERSION = "testing.meshrules.io/v1alpha1"
+
+# The decision codes `why` answers with (docs/codes.md); a misspelt `expect.code` is a load error,
+# not a test that can never pass. tests/model checks this list against the simulator's.
+DecisionCode = Literal[
+    "ALLOWED",
+    "DENIED_EXPLICIT",
+    "DENIED_DEFAULT",
+    "DENIED_ENFORCED",
+    "NO_ROUTE",
+    "NOT_FEDERATED",
+    "NO_DNS",
+    "NO_GATEWAY_ADDRESS",
+    "MTLS_MISMATCH",
+    "TRUST_DOMAIN_REJECTED",
+    "NO_HEALTHY_UPSTREAM",
+]
+HOP_FIELDS = ("address", "cluster", "kind", "name", "port")
+
+
+def _hop_fields(hop: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(hop) - set(HOP_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field `{unknown[0]}` in a hop (allowed here: {', '.join(HOP_FIELDS)})")
+    return hop
+
+
+# A hop compares only the keys it gives, so a misspelt key would make a test fail for a wrong reason.
+ExpectedHop = Annotated[dict[str, Any], AfterValidator(_hop_fields)]
 
 
 class TestSource(ApiModel):
@@ -23,7 +51,9 @@ class TestSource(ApiModel):
         if (self.workload is None) == (self.selector is None):
             raise ValueError("set exactly one of `workload` or `selector`")
         if self.workload is not None and self.workload.count("/") != 2:
-            raise ValueError(f"`{self.workload}` is not `cluster/namespace/workload`")
+            raise ValueError(
+                f"`{self.workload}` is not `cluster/namespace/workload` (`meshrules discover` lists the workloads)"
+            )
         return self
 
 
@@ -40,7 +70,9 @@ class TestTarget(ApiModel):
         if sum(v is not None for v in (self.host, self.destination, self.selector)) != 1:
             raise ValueError("set exactly one of `host`, `destination` or `selector`")
         if self.destination is not None and self.destination.count("/") != 2:
-            raise ValueError(f"`{self.destination}` is not `cluster/namespace/service`")
+            raise ValueError(
+                f"`{self.destination}` is not `cluster/namespace/service` (`meshrules discover` lists the destinations)"
+            )
         return self
 
 
@@ -71,12 +103,12 @@ class Expectation(ApiModel):
     """What the answer must say; only the fields given are compared."""
 
     allowed: bool | None = None
-    code: str | None = None
+    code: DecisionCode | None = None
     timeout: Duration | None = None
     retries: ExpectedRetries | None = None
     mtls: bool | None = None
     backends: list[ExpectedBackend] | None = None
-    hops: list[dict[str, Any]] | None = None
+    hops: list[ExpectedHop] | None = None
 
 
 class ReachabilityTestSpec(ApiModel):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from meshrules.discovery import ClusterInput, Discovery, discover
-from meshrules.errors import Diagnostic
+from meshrules.errors import Diagnostic, Location
 from meshrules.graph import ServiceGraph, build_graph
 from meshrules.model.discovery import KubernetesClusterConfig, parse_cluster_config
 from meshrules.model.scenario import ClusterSnapshot, Scenario, validation_diagnostics
@@ -36,12 +36,9 @@ def cluster_input(snapshot: ClusterSnapshot, diagnostics: list[Diagnostic]) -> C
             config = parse_cluster_config(doc.body)
         except ValidationError as exc:
             diagnostics.extend(validation_diagnostics(exc, doc, KubernetesClusterConfig))
-    return ClusterInput(
-        name=snapshot.name,
-        objects=snapshot.objects,
-        config=config,
-        config_location=doc.location if doc is not None else None,
-    )
+    # The one finding about `cluster.yaml` (MR0140) is about its name: point at that line.
+    where = Location(file=doc.location.file, line=doc.line_of("metadata.name")) if doc is not None else None
+    return ClusterInput(name=snapshot.name, objects=snapshot.objects, config=config, config_location=where)
 
 
 def analyse(scenario: Scenario) -> Analysis:

@@ -48,3 +48,36 @@ def test_broken_input_exits_2_and_still_reports_policy_findings(tmp_path: Path) 
     assert result.exit_code == 2
     codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
     assert "MR0001" in codes and "MR0401" in codes
+
+
+def test_a_cluster_yaml_naming_another_cluster_points_at_its_name_line(tmp_path: Path) -> None:
+    # Regression: MR0140 pointed at the document's first line, not at `metadata.name`.
+    shutil.copytree(BOOKINFO, tmp_path / "s")
+    config = tmp_path / "s/clusters/cluster-1/cluster.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("name: cluster-1", "name: cluster-9"))
+    line = text.splitlines().index("  name: cluster-1") + 1
+    result = runner.invoke(app, ["check", str(tmp_path / "s"), "-o", "json"])
+    assert result.exit_code == 2
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "MR0140"]
+    assert [f["location"] for f in found] == [{"file": "clusters/cluster-1/cluster.yaml", "line": line}]
+
+
+def test_a_broken_scenario_rule_file_is_reported_and_the_shipped_rules_still_decide(tmp_path: Path) -> None:
+    # Regression: a syntax error in policies/*.rules stopped `check` (and every deciding command)
+    # with only that error: no finding, no answer.
+    shutil.copytree(BOOKINFO, tmp_path / "s")
+    (tmp_path / "s/policies/extra.rules").write_text('relation foo(a: str)\nrule r1 "x":\n  foo(X) :- bar(X\n')
+    result = runner.invoke(app, ["check", str(tmp_path / "s"), "-o", "json"])
+    assert result.exit_code == 2
+    assert "error: policies/extra.rules:3:18: the text ends too early" in result.stderr
+    assert "info: left out the scenario's rule files (policies/extra.rules)" in result.stderr
+    assert "MR0401" in [f["code"] for f in json.loads(result.stdout)["findings"]]
+
+
+def test_a_broken_rules_dir_still_stops_the_command(tmp_path: Path) -> None:
+    (tmp_path / "bad.rules").write_text("relation p(x: str\n")
+    result = runner.invoke(app, ["check", BOOKINFO, "--rules", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "bad.rules:2:1:" in result.stderr or "bad.rules:1:" in result.stderr
+    assert "left out" not in result.stderr

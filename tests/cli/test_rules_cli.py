@@ -110,3 +110,25 @@ def test_rules_dir_replaces_the_defaults_on_the_command_line(tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert "reviews.bookinfo.cluster-2.global" in {a["H"] for a in json.loads(result.stdout)["answers"]}
+
+
+def test_an_empty_rules_dir_is_a_usage_error_not_an_empty_rule_set(tmp_path: Path) -> None:
+    # Regression: `--rules EMPTY` decided nothing and `check` printed "0 errors" with exit 0.
+    for args in (["check", BOOKINFO, "--rules", str(tmp_path)], ["rules", "check", str(tmp_path)]):
+        result = runner.invoke(_app(), args)
+        assert result.exit_code == 2, args
+        assert f"rule directory `{tmp_path}` has no `*.rules` files" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_warnings_of_a_rule_set_that_fails_are_printed_as_warnings(tmp_path: Path) -> None:
+    # Regression: every diagnostic of a failed rule set was printed as `error:`, MR0520 included.
+    shutil.copytree(BOOKINFO, tmp_path / "s")
+    (tmp_path / "s/policies/extra.rules").write_text(
+        'relation baz(a: str)\nrule r2 "y":\n  baz(X) :- destination(X, M).\n'
+    )
+    result = runner.invoke(_app(), ["check", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("error: policies/extra.rules:3:13:") for line in lines)
+    assert any(line.startswith("warning: policies/extra.rules:3:28: variable `M` occurs only once") for line in lines)

@@ -175,3 +175,15 @@ def test_demo_runs_the_bundled_tests(capsys: pytest.CaptureFixture[str]) -> None
 
     assert print_scenario_tests(bundled_scenario("bookinfo-multicluster")) is True
     assert "0 failed, 0 errors" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["dir", "missing/report.xml"])
+def test_a_junit_path_that_cannot_be_written_is_an_input_error(tmp_path: Path, where: str) -> None:
+    # Regression: IsADirectoryError / FileNotFoundError surfaced as MR9999 ("a bug") with exit 3.
+    (tmp_path / "dir").mkdir()
+    target = tmp_path / where
+    result = runner.invoke(app, ["test", BOOKINFO, "--junit", str(target)])
+    assert result.exit_code == 2
+    assert f"error: cannot write `--junit {target}`" in result.stderr
+    assert "MR9999" not in result.stderr
+    assert "PASS " in result.stdout  # the results were still printed

@@ -50,14 +50,38 @@ def run(*args: str) -> Any:
 
 
 def test_why_json_follows_the_schema_for_allowed_and_denied_answers() -> None:
-    allowed = run("why", BOOKINFO, "--from", "cluster-1/bookinfo/productpage-v1", "--to", "reviews",
-                  "--path", "/reviews/0", "--header", "end-user=jason", "-o", "json")
+    allowed = run(
+        "why",
+        BOOKINFO,
+        "--from",
+        "cluster-1/bookinfo/productpage-v1",
+        "--to",
+        "reviews",
+        "--path",
+        "/reviews/0",
+        "--header",
+        "end-user=jason",
+        "-o",
+        "json",
+    )
     assert allowed.exit_code == 0, allowed.output
     body = json.loads(allowed.stdout)
     validate("why", body)
     assert body["code"] == "ALLOWED" and body["timeout"] == "2s"
-    denied = run("why", BOOKINFO, "--from", "cluster-2/bookinfo/reviews-v2", "--to", "ratings", "--method", "POST",
-                 "--path", "/ratings/1", "-o", "json")
+    denied = run(
+        "why",
+        BOOKINFO,
+        "--from",
+        "cluster-2/bookinfo/reviews-v2",
+        "--to",
+        "ratings",
+        "--method",
+        "POST",
+        "--path",
+        "/ratings/1",
+        "-o",
+        "json",
+    )
     assert denied.exit_code == 0, denied.output  # a denial is an answer, not an error
     body = json.loads(denied.stdout)
     validate("why", body)
@@ -67,8 +91,16 @@ def test_why_json_follows_the_schema_for_allowed_and_denied_answers() -> None:
 
 
 def test_why_json_is_byte_identical_across_runs() -> None:
-    args = ("why", BOOKINFO, "--from", "cluster-1/bookinfo/productpage-v1", "--to", "cluster-2/bookinfo/ratings",
-            "-o", "json")
+    args = (
+        "why",
+        BOOKINFO,
+        "--from",
+        "cluster-1/bookinfo/productpage-v1",
+        "--to",
+        "cluster-2/bookinfo/ratings",
+        "-o",
+        "json",
+    )
     assert run(*args).stdout == run(*args).stdout
 
 
@@ -76,19 +108,28 @@ def test_why_table_shows_verdict_backends_config_hops_explanation_and_nearest_mi
     out = run("why", BOOKINFO, "--from", "cluster-1/bookinfo/productpage-v1", "--to", "cluster-2/bookinfo/ratings")
     assert out.exit_code == 0, out.output
     text = out.stdout
-    assert text.startswith("DENIED (DENIED_DEFAULT): cluster-1/bookinfo/productpage-v1 -> "
-                           "ratings.bookinfo.svc.cluster-2.global:9080 GET /")
+    assert text.startswith(
+        "DENIED (DENIED_DEFAULT): cluster-1/bookinfo/productpage-v1 -> ratings.bookinfo.svc.cluster-2.global:9080 GET /"
+    )
     for section in ("Backends", "Config", "Hops", "Explanation", "Nearest miss", "verified: yes"):
         assert section in text, section
     assert "eastwest-gateway cluster-2/203.0.113.2:15443" in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--to", "no-such-service"), "unknown host `no-such-service`"),
-    (("--to", "cluster-1/bookinfo/nothing"), "no destination `cluster-1/bookinfo/nothing`"),
-    (("--to", "emoji-svc", "--from", "cluster-3/emojivoto/web"), "has 2 ports, give one with `--port`"),
-    (("--to", "reviews", "--header", "novalue"), "is not `name=value`"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--to", "no-such-service"), "unknown host `no-such-service`"),
+        (("--to", "cluster-1/bookinfo/nothing"), "no destination `cluster-1/bookinfo/nothing`"),
+        (("--to", "emoji-svc", "--from", "cluster-3/emojivoto/web"), "has 2 ports, give one with `--port`"),
+        (("--to", "reviews", "--header", "novalue"), "is not `name=value`"),
+        # Regression: these were sent as requests and answered NO_ROUTE (exit 0).
+        (("--to", "reviews", "--port", "0"), "`--port 0` is not a port (give a port in [1, 65535])"),
+        (("--to", "reviews", "--port", "70000"), "`--port 70000` is not a port"),
+        (("--to", "reviews", "--method", "G T"), "`--method G T` is not an HTTP method"),
+        (("--to", "reviews", "--path", "reviews"), "`--path reviews` does not start with `/`"),
+    ],
+)
 def test_why_usage_and_input_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
     source = () if "--from" in args else ("--from", "cluster-1/bookinfo/productpage-v1")
     out = run("why", BOOKINFO, *source, *args)
@@ -102,19 +143,26 @@ def test_matrix_csv_json_and_table() -> None:
     assert csv_out.exit_code == 0, csv_out.output
     rows = list(csv.DictReader(io.StringIO(csv_out.stdout)))
     assert rows[0].keys() == {"source", "destination", "port", "code"}
-    assert {"source": "cluster-3/emojivoto/web", "destination": "cluster-3/emojivoto/emoji-svc", "port": "8080",
-            "code": "ALLOWED"} in rows
+    assert {
+        "source": "cluster-3/emojivoto/web",
+        "destination": "cluster-3/emojivoto/emoji-svc",
+        "port": "8080",
+        "code": "ALLOWED",
+    } in rows
     json_out = run("matrix", BOOKINFO, "-o", "json")
     validate("matrix", json.loads(json_out.stdout))
     assert run("matrix", BOOKINFO).exit_code == 0
     assert run("matrix", BOOKINFO, "-o", "xml").exit_code == 2
 
 
-@pytest.mark.parametrize(("kind", "name"), [
-    ("workload", "cluster-1/bookinfo/productpage-v1"),
-    ("destination", "cluster-2/bookinfo/reviews"),
-    ("policy", "AccessPolicy bookinfo/reviews-reads-ratings"),
-])
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("workload", "cluster-1/bookinfo/productpage-v1"),
+        ("destination", "cluster-2/bookinfo/reviews"),
+        ("policy", "AccessPolicy bookinfo/reviews-reads-ratings"),
+    ],
+)
 def test_describe_json_follows_the_schema(kind: str, name: str) -> None:
     out = run("describe", BOOKINFO, kind, name, "-o", "json")
     assert out.exit_code == 0, out.output
@@ -138,6 +186,12 @@ def test_diff_json_follows_the_schema(tmp_path: Path) -> None:
     changed = {(c["source"], c["destination"]): c for c in body["changed"]}
     web = changed[("cluster-3/emojivoto/vote-bot", "cluster-3/emojivoto/web-svc")]
     assert (web["before"]["code"], web["after"]["code"]) == ("ALLOWED", "DENIED_ENFORCED")
-    assert web["witness"] == {"from": "cluster-3/emojivoto/vote-bot", "to": "cluster-3/emojivoto/web-svc",
-                              "port": 80, "method": "GET", "path": "/", "headers": {}}
+    assert web["witness"] == {
+        "from": "cluster-3/emojivoto/vote-bot",
+        "to": "cluster-3/emojivoto/web-svc",
+        "port": 80,
+        "method": "GET",
+        "path": "/",
+        "headers": {},
+    }
     assert run("diff", BOOKINFO, "--with", other).exit_code == 0

@@ -265,6 +265,26 @@ def test_matching_follows_envoy() -> None:
     assert match_request(t, request("/a?v=12", method="POST")) is t.routes[-1]
 
 
+def test_an_inverted_value_test_needs_the_header_present_as_in_envoy() -> None:
+    """Istio `withoutHeaders` runs as Envoy `invert_match`, which fails on an absent header for a
+    value test (istio/istio#50988); only an inverted presence test matches an absent header."""
+    not_jason = timeout(
+        "not-jason",
+        "1s",
+        "01:00",
+        httpRequestMatchers=[{"headers": [{"name": "x-user", "value": "jason", "invertMatch": True}]}],
+    )
+    anonymous = timeout(
+        "anonymous", "2s", "02:00", httpRequestMatchers=[{"headers": [{"name": "x-user", "invertMatch": True}]}]
+    )
+    t = table([not_jason, anonymous])
+    assert providers(t, request("/", x_user="bob")) == {"requestTimeout": "not-jason"}
+    assert providers(t, request("/", x_user="jason")) == {}
+    assert providers(t, request("/")) == {"requestTimeout": "anonymous"}
+    # "absent" and "present and not jason" never meet: no intersection route
+    assert [r.policies for r in t.routes] == [("TrafficPolicy shop/not-jason",), ("TrafficPolicy shop/anonymous",), ()]
+
+
 def test_destination_settings_take_the_winner() -> None:
     early = traffic_policy("early", {"policy": {"mtls": {"mode": "DISABLE"}}}, created="01:00")
     late = traffic_policy(

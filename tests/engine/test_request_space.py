@@ -133,3 +133,43 @@ def test_mesh_builtins_in_rules() -> None:
     model = evaluate(program_from_text({"m.rules": rules}, builtins=registry), facts, builtins=registry)
     assert model.rows("resolved") == [("c1",), ("c2",)]
     assert model.rows("said") == [("cluster `c1` of 2",), ("cluster `c2` of 2",)]
+
+
+def hdr(name: str, value: str = "", **flags: bool) -> dict[str, Any]:
+    return {"headers": [{"name": name, "value": value, **flags}]}
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "within"),
+    [
+        # HTTP header names are case-insensitive: `X-User` and `x-user` are one header.
+        ([hdr("X-User", "jason")], [hdr("x-user", "jason")], True),
+        ([hdr("x-user", "jason")], [hdr("X-User", "jason", invertMatch=False)], True),
+        # an omitted value tests presence: any value (and any inverted value test) implies it
+        ([hdr("x-user", "jason")], [hdr("x-user")], True),
+        ([hdr("x-user", "j.*", regex=True)], [hdr("x-user")], True),
+        ([hdr("x-user", "jason", invertMatch=True)], [hdr("x-user")], True),
+        ([hdr("x-user")], [hdr("x-user", "jason")], False),
+        # an inverted presence test means "absent"
+        ([hdr("x-user", invertMatch=True)], [hdr("x-user")], False),
+    ],
+)
+def test_header_conditions_within(inner: Any, outer: Any, within: bool) -> None:
+    assert matchers_within(inner, outer) is within
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ([hdr("x-user", "jason")], [hdr("x-user")], True),  # presence is no value of its own
+        ([hdr("X-User", "jason")], [hdr("x-user", "alice")], False),
+        ([hdr("x-user", invertMatch=True)], [hdr("x-user")], False),
+        ([hdr("x-user", invertMatch=True)], [hdr("x-user", "jason")], False),
+        # Istio `withoutHeaders`: "present and not jason" never holds for an absent header
+        ([hdr("x-user", invertMatch=True)], [hdr("x-user", "jason", invertMatch=True)], False),
+        ([hdr("x-user", "jason", invertMatch=True)], [hdr("x-user")], True),
+    ],
+)
+def test_header_conditions_overlap(a: Any, b: Any, overlap: bool) -> None:
+    assert matchers_overlap(a, b) is overlap
+    assert matchers_overlap(b, a) is overlap

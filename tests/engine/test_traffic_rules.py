@@ -109,6 +109,20 @@ def test_equally_specific_policies_with_the_same_value_do_not_conflict(tmp_path:
     assert _precedence(decision) == {(REVIEWS1, "requestTimeout", "a", "b", Specificity.SAME)}
 
 
+def test_the_same_split_listed_in_another_order_is_the_same_value(tmp_path: Path) -> None:
+    """Weighted backends have no order (Envoy weighted clusters): no conflict, the earlier provides it."""
+
+    def split(*versions: str) -> dict[str, Any]:
+        backends = [{"service": {"name": "reviews"}, "subset": {"version": v}, "weight": 50} for v in versions]
+        return {"trafficShift": {"destinations": backends}}
+
+    a = traffic_policy("a", T1, destinationSelector=[service("reviews", "cluster-2")], policy=split("v2", "v3"))
+    b = traffic_policy("b", T2, destinationSelector=[service("reviews", "cluster-2")], policy=split("v3", "v2"))
+    decision = _decide(tmp_path, a, b)
+    assert decision.intent.statuses == ()
+    assert _precedence(decision) == {(REVIEWS2, "trafficShift", "a", "b", Specificity.SAME)}
+
+
 def test_overlapping_policies_earlier_accepted_wins_and_check_warns_naming_both(tmp_path: Path) -> None:
     productpage = traffic_policy(
         "from-productpage",
@@ -214,6 +228,48 @@ def test_a_missing_subset_makes_the_policy_invalid_only_where_it_is_missing(tmp_
     assert "subset `version=v1` does not exist in `reviews-bookinfo-cluster-2`" in status.message
     assert status.why is not None
     assert "policies/policies.yaml:15" in decision.explain(status.why).sources()  # trafficShift.destinations[0]
+
+
+def test_destination_rule_fields_with_request_matchers_are_invalid_at_the_destination(tmp_path: Path) -> None:
+    """A DestinationRule applies to every request: outlier detection limited to `/admin` cannot be
+    emitted without also applying it to `/other`, so the policy is INVALID there (and contributes
+    none of its fields, not even its timeout)."""
+    policy = traffic_policy(
+        "admin-only",
+        T1,
+        destinationSelector=[service("reviews", "cluster-1")],
+        httpRequestMatchers=[{"uri": {"prefix": "/admin"}}],
+        policy={"outlierDetection": {"consecutiveErrors": 1}, "mtls": {"mode": "DISABLE"}, "requestTimeout": "2s"},
+    )
+    decision = _decide(tmp_path, policy)
+    assert _applied(decision) == {}
+    got = sorted((s.destination, s.code, s.field) for s in decision.intent.statuses)
+    assert got == [
+        (REVIEWS1, "MR0615", "spec.policy.mtls"),
+        (REVIEWS1, "MR0615", "spec.policy.outlierDetection"),
+    ]
+
+
+def test_a_backend_or_mirror_port_the_target_does_not_expose_is_invalid_at_the_destination(tmp_path: Path) -> None:
+    """Istio would route to an upstream cluster that does not exist (503 for every request)."""
+    policy = traffic_policy(
+        "bad-ports",
+        T1,
+        destinationSelector=[service("reviews", "cluster-1")],
+        policy={
+            "trafficShift": {"destinations": [{"service": {"name": "reviews"}, "port": 1234}]},
+            "mirror": {"service": {"name": "reviews"}, "port": 9080},
+        },
+    )
+    decision = _decide(tmp_path, policy)
+    assert _applied(decision) == {}
+    (status,) = decision.intent.statuses
+    assert (status.destination, status.code, status.field) == (
+        REVIEWS1,
+        "MR0616",
+        "spec.policy.trafficShift.destinations[0].port",
+    )
+    assert status.message.startswith("port `1234` is not a port of `reviews-bookinfo-cluster-1`")
 
 
 def test_a_mirror_to_a_service_that_does_not_exist_is_invalid_at_the_destination(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ BROKEN: list[tuple[str, str, str, list[str]]] = [
         "apiVersion: v1\nkind: [unclosed\n",
         [
             "MR0001 policies/bad.yaml:3:1: invalid YAML: did not find expected ',' or ']' "
-            "(documents before this point were loaded; fix the YAML and run again)"
+            "(the other documents of the file were loaded; fix this one and run again)"
         ],
     ),
     (
@@ -127,13 +127,53 @@ BROKEN: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "api-version-not-a-string",
+        "clusters/c1/bad.yaml",
+        "apiVersion: 5\nkind: Service\nmetadata: {name: s}\n",
+        [
+            # Regression: "object has no `apiVersion`" for an object that plainly has one.
+            "MR0013 clusters/c1/bad.yaml:1: apiVersion: `apiVersion` is empty or not a string "
+            "(every Kubernetes object needs `apiVersion`, `kind` and `metadata.name`)"
+        ],
+    ),
+    (
+        "duplicate-key",
+        "policies/bad.yaml",
+        "apiVersion: networking.meshrules.io/v1alpha1\nkind: TrafficPolicy\nmetadata:\n  name: t\n"
+        "  name: u\nspec: {}\n",
+        [
+            "MR0019 policies/bad.yaml:5: metadata.name: key `name` is written twice (first at line 4) "
+            "(YAML would keep only the last value, so the object was not loaded; remove one of them)"
+        ],
+    ),
+    (
+        "tab-indent",
+        "clusters/c1/bad.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n\tname: x\n",
+        [
+            "MR0001 clusters/c1/bad.yaml:4:1: invalid YAML: found character that cannot start any token "
+            "(YAML indents with spaces, not tabs; the other documents of the file were loaded; fix this one "
+            "and run again)"
+        ],
+    ),
+    (
+        "bad-name",
+        "policies/bad.yaml",
+        "apiVersion: networking.meshrules.io/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: réviews\n",
+        [
+            # Regression: the name was shown twice, in the message and again as "(got `réviews`)".
+            "MR0010 policies/bad.yaml:4: metadata.name: `réviews` is not a valid name "
+            "(lower-case letters, digits, `-` and `.`, at most 253 characters)"
+        ],
+    ),
+    (
         "bad-duration",
         "policies/bad.yaml",
         "apiVersion: networking.meshrules.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: t}\nspec:\n"
         "  policy: {requestTimeout: soon}\n",
         [
             "MR0010 policies/bad.yaml:5: spec.policy.requestTimeout: `soon` is not a duration "
-            "(write it like `250ms`, `10s` or `1m`) (got `soon`)"
+            "(write it like `250ms`, `10s` or `1m`)"
         ],
     ),
 ]
@@ -245,3 +285,46 @@ def test_file_order_does_not_change_what_loads(tmp_path: Path) -> None:
     one = load_scenario(_scenario(tmp_path / "1", {"policies/1.yaml": a, "policies/2.yaml": b}))
     two = load_scenario(_scenario(tmp_path / "2", {"policies/1.yaml": b, "policies/2.yaml": a}))
     assert one.policies == two.policies
+
+
+def test_a_broken_document_does_not_hide_the_documents_after_it(tmp_path: Path) -> None:
+    # Regression: parsing stopped at the first syntax error, so every later policy of the file vanished.
+    second = GOOD_POLICY.replace("name: good", "name: after")
+    stream = GOOD_POLICY.replace("name: good", "name: before") + "---\nkind: [\n---\n" + second
+    scenario = load_scenario(_scenario(tmp_path, {"policies/multi.yaml": stream}))
+    assert [f"{d.code} {d.location}" for d in scenario.diagnostics] == ["MR0001 policies/multi.yaml:11:1"]
+    assert [p.ref for p in scenario.policies] == [
+        "TrafficPolicy shop/after",
+        "TrafficPolicy shop/before",
+        "TrafficPolicy shop/good",
+    ]
+    after = next(p for p in scenario.policies if p.metadata.name == "after")
+    assert scenario.sources[after.ref].location.line == 12
+
+
+def test_a_key_written_twice_in_a_kubernetes_object_is_tolerated(tmp_path: Path) -> None:
+    # Only meshrules kinds are strict (spec §1.1); label keys with dots must not be taken for nesting.
+    svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {a.b: x, a: {b: y}}\n"
+    scenario = load_scenario(_scenario(tmp_path, {"clusters/c1/s.yaml": svc}))
+    assert scenario.diagnostics == ()
+
+
+def test_an_empty_cluster_directory_is_a_warning_and_still_a_cluster(tmp_path: Path) -> None:
+    # Regression: an empty (or `.json`-only) cluster directory loaded silently as a cluster with nothing.
+    root = _scenario(tmp_path, {"clusters/c2/pods.json": "{}"})
+    scenario = load_scenario(root)
+    assert [f"{d.code} {d.severity.value} {d}" for d in scenario.diagnostics] == [
+        "MR0009 warning clusters/c2: cluster directory `c2` holds no objects (no `*.yaml` or `*.yml` files) "
+        "(capture it with `meshrules snapshot --context CTX --out clusters/c2`, or remove the directory)"
+    ]
+    assert [c.name for c in scenario.clusters] == ["c1", "c2"]
+
+
+def test_a_duplicate_cluster_scoped_object_is_named_without_a_namespace(tmp_path: Path) -> None:
+    # Regression: it was named `Namespace /shop`.
+    ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+    scenario = load_scenario(_scenario(tmp_path, {"clusters/c1/ns.yaml": ns + "---\n" + ns}))
+    assert [str(d) for d in scenario.diagnostics] == [
+        "clusters/c1/ns.yaml:5: duplicate object `Namespace shop`, first defined at clusters/c1/ns.yaml:1 "
+        "(each object may be defined once; remove or rename one of them)"
+    ]

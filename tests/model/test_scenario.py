@@ -65,3 +65,41 @@ def test_an_enum_error_names_the_allowed_values_once_and_what_was_written() -> N
         "MR0010 policies/p.yaml:6: spec.accessPolicyEnforcement: input should be `DISABLED` or `ENFORCED` "
         "(got `STRICT`)"
     ]
+
+
+TEST_HEAD = (
+    "apiVersion: testing.meshrules.io/v1alpha1\nkind: ReachabilityTest\nmetadata: {name: t}\nspec:\n"
+    "  from: {workload: c1/shop/web}\n  to: {destination: c1/shop/api}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (
+            TEST_HEAD + "  expect: {code: ALOWED}\n",
+            "MR0010 policies/p.yaml:7: spec.expect.code: input should be `ALLOWED`, `DENIED_EXPLICIT`, "
+            "`DENIED_DEFAULT`, `DENIED_ENFORCED`, `NO_ROUTE`, `NOT_FEDERATED`, `NO_DNS`, `NO_GATEWAY_ADDRESS`, "
+            "`MTLS_MISMATCH`, `TRUST_DOMAIN_REJECTED` or `NO_HEALTHY_UPSTREAM` (got `ALOWED`)",
+        ),
+        (
+            TEST_HEAD + "  expect:\n    hops:\n    - {kind: sidecar}\n    - {knd: destination}\n",
+            "MR0010 policies/p.yaml:10: spec.expect.hops[1]: unknown field `knd` in a hop "
+            "(allowed here: address, cluster, kind, name, port) ()",  # the helper prints the empty hint
+        ),
+    ],
+    ids=["misspelt-code", "misspelt-hop-field"],
+)
+def test_a_misspelt_expectation_is_a_load_error_not_a_test_that_cannot_pass(text: str, want: str) -> None:
+    # Regression: `code: ALOWED` loaded and the test failed with "expected ALOWED, got ALLOWED";
+    # `{knd: destination}` failed as a hop mismatch.
+    assert _read(text) == [want]
+
+
+def test_expectable_codes_are_the_simulators_decision_codes() -> None:
+    from typing import get_args
+
+    from meshrules.model.testing import DecisionCode
+    from meshrules.sim import verdict
+
+    assert set(get_args(DecisionCode)) == {verdict.ALLOWED, *verdict.PATH_ORDER}

@@ -2,6 +2,9 @@
 
 - `istio-revision`: one cluster, Istio revision `1-22` injected by `istio.io/rev`, no VirtualMesh.
 - `two-trust-domains-aliases`: two Istio clusters with their own trust domains, aliasing each other.
+- `istio-traffic-merge`: one Istio cluster, overlapping TrafficPolicies (path/method/header/query
+  matchers, source namespaces), inverted and presence header tests, a conflict written with other
+  header-name case, a zero-weight backend, mirror/fault/headers and DestinationRule fields.
 """
 
 from __future__ import annotations
@@ -135,3 +138,85 @@ def test_ca_certificate_trust_domains_are_accepted_for_mtls_but_are_no_authoriza
     assert ask("alpha/store/front", "beta/store/cart")["code"] == "ALLOWED"
     assert ask("alpha/store/cart-v1", "beta/store/pay", method="POST")["allowed"] is True
     assert [f.code for f in sim.decision.findings] == []
+
+
+MERGE = "istio-traffic-merge"
+API = "west/shop/api"
+CANARY = [(API, {"version": "v1"}, 70, "ALLOWED"), (API, {"version": "v2"}, 30, "ALLOWED")]
+
+
+def _merge(source: str, path: str, method: str = "GET", **headers: str) -> dict[str, object]:
+    # port 9090: the policies select the Service, so both of its ports get the same routes
+    return _ask(MERGE, source, "api.shop", 9090, method=method, path=path, **headers)
+
+
+def test_merge_scenario_emits_validating_objects_and_reports_the_case_insensitive_conflict() -> None:
+    from meshrules.emit.schema import validate
+
+    sim = _sim(MERGE)
+    objects = sim.translation.objects["west"]
+    assert all(validate(o) == [] for o in objects)
+    (dr,) = (o for o in objects if o["kind"] == "DestinationRule")
+    assert dr["spec"]["trafficPolicy"] == {
+        "tls": {"mode": "ISTIO_MUTUAL"},
+        "outlierDetection": {
+            "consecutive5xxErrors": 3,
+            "interval": "5s",
+            "baseEjectionTime": "15s",
+            "maxEjectionPercent": 40,
+        },
+    }
+    (vs,) = (o for o in objects if o["kind"] == "VirtualService")
+    matches = [m for route in vs["spec"]["http"] for m in route.get("match", [])]
+    # "no x-canary header" is an inverted empty StringMatch (Envoy present match, inverted)
+    assert {"uri": {"prefix": "/canary"}, "withoutHeaders": {"x-canary": {}}} in matches
+    # `X-Beta` and `x-beta`, matchers in another order: the same request space, so a conflict
+    errors = sorted((e.policy, e.destination, e.code, e.field) for e in sim.translation.status_entries)
+    assert errors == [("TrafficPolicy shop/beta-b", "api-shop-west", "MR0613", "spec.policy.requestTimeout")]
+
+
+def test_a_value_header_test_is_more_specific_than_a_presence_test() -> None:
+    got = _merge("west/shop/web", "/user/1", X_User="jason")
+    # `jason` (x-user: jason) is inside `any-user` (x-user present): it wins the timeout; its
+    # zero-weight backend never gets a request and is not listed
+    assert (got["timeout"], _backends(got)) == ("2s", [(API, {"version": "v2"}, 100, "ALLOWED")])
+    got = _merge("west/shop/web", "/user/1", x_user="bob")
+    assert (got["timeout"], _backends(got)) == ("6s", CANARY)
+    # from `ops`, `ops-mirror` (earlier, overlapping) wins the timeout; jason still routes to v2
+    got = _merge("west/ops/tool", "/user/1", x_user="jason")
+    assert (got["timeout"], _backends(got)) == ("3s", [(API, {"version": "v2"}, 100, "ALLOWED")])
+
+
+def test_inverted_header_tests_follow_envoy_for_absent_headers() -> None:
+    # `x-env` must be present and not `prod` (Istio withoutHeaders, istio/istio#50988)
+    assert _merge("west/shop/web", "/env/1")["timeout"] == "10s"
+    assert _merge("west/shop/web", "/env/1", x_env="prod")["timeout"] == "10s"
+    assert _merge("west/shop/web", "/env/1", x_env="dev")["timeout"] == "1s"
+    # no `x-canary` header at all
+    assert _merge("west/shop/web", "/canary")["retries"] == {"attempts": 7, "perTryTimeout": None}
+    assert _merge("west/shop/web", "/canary", x_canary="1")["retries"] == {"attempts": 2, "perTryTimeout": None}
+
+
+def test_per_field_providers_combine_on_one_request() -> None:
+    got = _merge("west/ops/tool", "/admin/x", method="POST")
+    assert _backends(got) == CANARY  # base
+    assert got["timeout"] == "3s"  # ops-mirror (namespace ops) inside base (all sources)
+    assert got["retries"] == {"attempts": 4, "perTryTimeout": "1s"}  # admin-path
+    assert got["fault"] == {"abort": {"httpStatus": 503, "percentage": 20.0}, "delay": None}
+    assert got["mirror"] == {"destination": "west/shop/shadow", "percentage": 25.0, "port": 8080}
+    assert got["headers"] == {
+        "request": {"add": {"x-admin": "1"}, "remove": []},
+        "response": {"add": {}, "remove": ["server"]},
+    }
+    assert got["mtls"] is True
+    # a GET misses admin-path: Istio's default retries, no fault, no header changes
+    got = _merge("west/shop/web", "/admin/x")
+    assert (got["timeout"], got["retries"], got["fault"], got["mirror"]) == (
+        "10s",
+        {"attempts": 2, "perTryTimeout": None},
+        None,
+        None,
+    )
+    # beta-a's timeout from shop; beta-b contributes nothing (not even its retries)
+    got = _merge("west/shop/web", "/preview")
+    assert (got["timeout"], got["retries"]) == ("4s", {"attempts": 2, "perTryTimeout": None})

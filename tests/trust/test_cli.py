@@ -295,3 +295,13 @@ def _keys_on_disk(root: Path) -> Iterator[str]:
                 for secret in cluster["secrets"]:
                     for value in secret["data"].values():
                         yield from _key_lines(base64.b64decode(value).decode(errors="replace"))
+
+
+def test_init_out_naming_a_file_is_an_input_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Regression: FileExistsError surfaced as MR9999 ("a bug in meshrules") with exit 3.
+    target = tmp_path / "ca"
+    target.write_text("mine\n")
+    result = run(["init", "--out", str(target)], caplog)
+    assert result.exit_code == 2
+    assert f"cannot write `{target}`" in result.stderr and "MR9999" not in result.stderr
+    assert target.read_text() == "mine\n"

@@ -102,17 +102,22 @@ def _backend_conflicts(
     mesh = topo.mesh_of_cluster(cluster)
     for route in view.routes:
         shift, mirror = route.config.traffic_shift, route.config.mirror
-        targets = [(b.destination, b.subset, shift.policy) for b in shift.value] if shift else []
+        # (target, subset, policy, the field that names the target)
+        targets = (
+            [(b.destination, b.subset, shift.policy, "spec.policy.trafficShift.destinations") for b in shift.value]
+            if shift
+            else []
+        )
         if mirror is not None:
-            targets.append((mirror.value.destination, (), mirror.policy))
-        for target, subset, policy in targets:
+            targets.append((mirror.value.destination, (), mirror.policy, "spec.policy.mirror.service"))
+        for target, subset, policy, field_path in targets:
             target_host = topo.host_of(target, cluster)
             if target_host is None:
                 message = (
                     f"it sends traffic for `{name}` to `{target}`, which callers in cluster `{cluster}` "
                     f"cannot reach (not federated into `{mesh.name if mesh else cluster}`)"
                 )
-                yield _entry(policy, name, CODE_UNREACHABLE_BACKEND, "spec.policy", message), None
+                yield _entry(policy, name, CODE_UNREACHABLE_BACKEND, field_path, message), None
                 continue
             user = existing.for_host(cluster, "DestinationRule", target_host) if subset else None
             subset_label = subset_key(subset)

@@ -95,7 +95,12 @@ def _match_entries(match: RouteMatch) -> list[dict[str, Any]]:
     headers = _header_map(h for h in match.headers if not h.invert)
     if headers:
         base["headers"] = headers
-    without = _header_map(h for h in match.headers if h.invert)
+    # An inverted presence test ("the header is absent") is an empty StringMatch: Istio translates it
+    # to Envoy's present match, which `invert_match` turns into "absent". An inverted `.*` regex would
+    # never match (Envoy's regex matcher fails on an absent header before inverting).
+    without = {
+        h.name: ({} if h.condition.kind == "present" else _string_match(h.condition)) for h in match.headers if h.invert
+    }
     if without:
         base["withoutHeaders"] = without
     if match.query:

@@ -650,8 +650,18 @@ def _read_full_path(ctx: _Ctx) -> str | None:
     return ctx.full_path
 
 
-def _negate(test: Test) -> Test:
-    return lambda ctx: not test(ctx)
+def _without(spec_: Any, inner: Test, read: Callable[[_Ctx], str | None]) -> Test:
+    """A `withoutHeaders` entry as Envoy runs it: ``invert_match`` on the translated header matcher.
+
+    Envoy fails a value matcher (exact, prefix, regex) on an absent header *before* inverting, so
+    an inverted value test needs the header present (istio/istio#50988, #49537). Only an inverted
+    presence test (`{}`, or Istio's catch-all regex `*`) matches an absent header.
+    """
+    m = as_map(spec_)
+    value_test = any(k in m for k in ("exact", "prefix", "regex")) and m.get("regex") != "*"
+    if value_test:
+        return lambda ctx: read(ctx) is not None and not inner(ctx)
+    return lambda ctx: read(ctx) is None
 
 
 def _port_is(port: int) -> Test:
@@ -719,7 +729,7 @@ def _compile_match(index: int, m: Mapping[str, Any], where: str, diagnostics: li
         name = str(hname).lower()
         inner = _string_test(hspec, _header_reader(name), diagnostics=diagnostics,
                              where=f"{where}.withoutHeaders.{name}")
-        dynamic.append(_Check(f"{where}.withoutHeaders.{name}", _negate(inner)))
+        dynamic.append(_Check(f"{where}.withoutHeaders.{name}", _without(hspec, inner, _header_reader(name))))
     for qname, qspec in sorted(as_map(m.get("queryParams")).items()):
         qs = as_map(qspec)
         if "prefix" in qs and "exact" not in qs and "regex" not in qs:

@@ -101,6 +101,8 @@ def test_backend_not_federated_into_a_caller_mesh_is_invalid_there() -> None:
     )
     assert [(s.code, s.destination) for s in result.statuses] == [(CODE_UNREACHABLE_BACKEND, REVIEWS.name)]
     assert "cluster `c2`" in result.statuses[0].message and WEB_SVC.name in result.statuses[0].message
+    # the error names the field that holds the unreachable backend, not the whole `spec.policy`
+    assert result.statuses[0].field == "spec.policy.trafficShift.destinations"
     assert find(result.objects, "c1", "VirtualService") == [] and find(result.objects, "c2", "VirtualService") == []
 
 

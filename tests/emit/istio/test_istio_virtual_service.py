@@ -58,6 +58,24 @@ def test_matches_render_per_namespace_with_inverted_and_present_headers() -> Non
     assert spec["http"][-1] == {"route": [{"destination": {"host": "reviews.shop.svc.cluster.local"}}]}
 
 
+def test_an_absent_header_renders_as_an_inverted_empty_string_match() -> None:
+    """`{name: x-canary, invertMatch: true}` means "no `x-canary` header". Istio turns an empty
+    StringMatch into Envoy's present match, which `invert_match` makes "absent"; an inverted
+    `regex: .*` would match nothing (Envoy fails a regex on an absent header before inverting)."""
+    policy = traffic_policy(
+        "no-canary",
+        {
+            "httpRequestMatchers": [{"headers": [{"name": "x-canary", "invertMatch": True}]}],
+            "policy": {"requestTimeout": "1s"},
+        },
+        created="01:00",
+    )
+    result = emit([policy], traffic=(applies(policy, REVIEWS),))
+    spec = spec_of(result.objects, "c1", "VirtualService", "reviews")
+    assert spec["http"][0]["match"] == [{"withoutHeaders": {"x-canary": {}}}]
+    assert all(validate(o) == [] for o in result.objects["c1"])
+
+
 def test_every_route_field_renders() -> None:
     policy = traffic_policy(
         "everything",

@@ -352,13 +352,19 @@ def test_header_match_presence_and_ignored_pseudo_keys() -> None:
 def test_without_headers_excludes_matching_requests() -> None:
     """"withoutHeader has the same syntax with the header, but has opposite meaning. If a header is
     matched with a matching rule among withoutHeader, the traffic becomes not matched one." —
-    VirtualService reference, ``HTTPMatchRequest.withoutHeaders``."""
+    VirtualService reference, ``HTTPMatchRequest.withoutHeaders``.
+
+    Envoy runs it as ``invert_match`` on the header matcher, and a value matcher fails on an absent
+    header before the inversion: a request without the header does not match (istio/istio#50988,
+    #49537). Only an inverted presence test (`{}`) matches an absent header."""
     v = vs("reviews", NS, ["reviews"], [
         {"match": [{"withoutHeaders": {"end-user": {"exact": "jason"}}}], "route": [to("reviews", "v2")]},
+        {"match": [{"withoutHeaders": {"x-canary": {}}}], "route": [to("reviews", "v3")]},
         {"route": [to("reviews", "v1")]}])
     r = routing("destination-rule-all.yaml", extra=[v])
     assert r.route(PRODUCTPAGE, "reviews", 9080, get(end_user="mia")).route == 0
-    assert r.route(PRODUCTPAGE, "reviews", 9080, get()).route == 0
+    assert r.route(PRODUCTPAGE, "reviews", 9080, get()).route == 1  # absent: not `end-user != jason`
+    assert r.route(PRODUCTPAGE, "reviews", 9080, get(end_user="jason", x_canary="1")).route == 2
     assert r.route(PRODUCTPAGE, "reviews", 9080, get(end_user="jason")).route == 1
 
 
