@@ -32,9 +32,9 @@ from datetime import datetime
 from meshrules.errors import MeshrulesError, TrustError
 from meshrules.kube import exchange as X
 from meshrules.kube.cluster import Cluster
-from meshrules.trust import MeshIdentity, PhaseRecord, RotationPhase, RotationStatus, next_phase, rollback_rotation
+from meshrules.trust import MeshIdentity, PhaseRecord, RotationPhase, RotationStatus, rollback_rotation
 from meshrules.trust.objects import bundle_pem
-from meshrules.trust.rotation import ROTATION_ERROR, WAITING_PHASES
+from meshrules.trust.rotation import ROTATION_ERROR, step_phases
 
 log = logging.getLogger(__name__)
 
@@ -253,25 +253,21 @@ def advance_live_rotation(
     Raises `TrustError` (nothing written) when the member to act on cannot be reached or a root's
     certificate is unknown; the next pass tries again.
     """
-    phase = status.phase
-    if phase is RotationPhase.DONE:
-        return status
-    if phase in WAITING_PHASES:
-        waiting = tuple(n for n in status.meshes if not caught_up(phase, status, members.get(n)))
-        if waiting:
-            return status if waiting == status.waiting_on else status.model_copy(update={"waiting_on": waiting})
-        return next_phase(status, now)
-    if phase is RotationPhase.REMOVING_OLD_ROOT:
+
+    def behind() -> tuple[str, ...]:
+        if status.phase is not RotationPhase.REMOVING_OLD_ROOT:
+            return ()
         # Drift guard: removing the old root from any bundle while some member still issues from
         # it would cut that member off. `request_root` already moves it to the new root.
-        behind = tuple(n for n in status.meshes if not _issues_from(members.get(n), status.to_root))
-        if behind:
-            return status if behind == status.waiting_on else status.model_copy(update={"waiting_on": behind})
-    if status.pending:
-        name = status.pending[0]
-        _act(phase, status, _reachable(members.get(name), name), roots, owner)
-        status = status.model_copy(update={"pending": status.pending[1:], "waiting_on": ()})
-    return status if status.pending else next_phase(status, now)
+        return tuple(n for n in status.meshes if not _issues_from(members.get(n), status.to_root))
+
+    return step_phases(
+        status,
+        caught_up=lambda name: caught_up(status.phase, status, members.get(name)),
+        act=lambda name: _act(status.phase, status, _reachable(members.get(name), name), roots, owner),
+        behind=behind,
+        now=now,
+    )
 
 
 def caught_up(phase: RotationPhase, status: RotationStatus, member: LiveMember | None) -> bool:

@@ -240,18 +240,42 @@ def advance_rotation(status: RotationStatus, scope: RotationScope, *, now: datet
     nothing else changed; call again later.
     """
     now = now or datetime.now(UTC)
+    return step_phases(
+        status,
+        caught_up=lambda name: _caught_up(status.phase, status, scope, scope.mesh(name)),
+        act=lambda name: _act(status.phase, status, scope, scope.mesh(name), now),
+        now=now,
+    )
+
+
+def step_phases(
+    status: RotationStatus,
+    *,
+    caught_up: Callable[[str], bool],
+    act: Callable[[str], None],
+    behind: Callable[[], tuple[str, ...]] = tuple,
+    now: datetime,
+) -> RotationStatus:
+    """The phase machine both drivers share: one member's ``act`` in an acting phase, or one look.
+
+    In a waiting phase the members not ``caught_up`` become ``waiting_on``; when none is left the
+    next phase begins. In an acting phase, members ``behind`` (a driver's guard: not ready for
+    this phase's write) are waited on first; otherwise the first pending member is acted on.
+    """
     phase = status.phase
     if phase is RotationPhase.DONE:
         return status
     if phase in WAITING_PHASES:
-        waiting = tuple(name for name in status.meshes if not _caught_up(phase, status, scope, scope.mesh(name)))
+        waiting = tuple(name for name in status.meshes if not caught_up(name))
         if waiting:
             return status if waiting == status.waiting_on else status.model_copy(update={"waiting_on": waiting})
         return next_phase(status, now)
+    late = behind()
+    if late:
+        return status if late == status.waiting_on else status.model_copy(update={"waiting_on": late})
     if status.pending:
-        mesh = scope.mesh(status.pending[0])
-        _act(phase, status, scope, mesh, now)
-        status = status.model_copy(update={"pending": status.pending[1:]})
+        act(status.pending[0])
+        status = status.model_copy(update={"pending": status.pending[1:], "waiting_on": ()})
     return status if status.pending else next_phase(status, now)
 
 
