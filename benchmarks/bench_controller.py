@@ -56,6 +56,7 @@ from meshrules.model.policy import AccessPolicy, Policy, TrafficPolicy  # noqa: 
 from meshrules.model.scenario import Scenario  # noqa: E402
 from meshrules.pipeline import IncrementalTranslator, Retranslation  # noqa: E402
 from meshrules.pipeline.incremental import same_cluster_inputs  # noqa: E402
+from meshrules.testing.topology import live_extras  # noqa: E402
 
 
 def _timed(label: str, seconds: float, note: str = "") -> None:
@@ -133,45 +134,10 @@ def _read(path: Path, versions: bool) -> LiveFleet:
 
 
 def _pods_and_node(cluster: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A running Pod per app Deployment (owned by its ReplicaSet, with the proxy the mesh injected),
-    one bare Pod (named `<deployment>-debug`: a workload of its own) and a Node."""
+    """A running Pod per app Deployment, one bare Pod (a workload of its own) and a Node (`live_extras`)."""
     linkerd = any(b["kind"] == "Namespace" and b["metadata"]["name"] == "linkerd" for b in bodies)
-    proxy = "linkerd-proxy" if linkerd else "istio-proxy"
     apps = [b for b in bodies if b["kind"] == "Deployment" and "version" in b["metadata"].get("labels", {})]
-    out: list[dict[str, Any]] = []
-    for i, deployment in enumerate(apps):
-        template, meta = deployment["spec"]["template"], deployment["metadata"]
-        labels = {**template["metadata"]["labels"], "pod-template-hash": "5f7b9c"}
-        if linkerd:
-            labels["linkerd.io/control-plane-ns"] = "linkerd"
-        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{meta['name']}-5f7b9c", "controller": True}
-        spec = copy.deepcopy(template["spec"])
-        spec["containers"].append({"name": proxy, "image": f"registry.example.com/{proxy}:1.0"})
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": f"{meta['name']}-5f7b9c-a{i}",
-                    "namespace": meta["namespace"],
-                    "labels": labels,
-                    "ownerReferences": [owner],
-                },
-                "spec": {**spec, "nodeName": f"{cluster}-node"},
-                "status": {"phase": "Running", "podIP": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"},
-            }
-        )
-    if apps:
-        template, meta = apps[0]["spec"]["template"], apps[0]["metadata"]
-        bare_meta = {
-            "name": f"{meta['name']}-debug",
-            "namespace": meta["namespace"],
-            "labels": dict(template["metadata"]["labels"]),
-        }
-        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": bare_meta, "spec": copy.deepcopy(template["spec"])})
-    node_meta = {"name": f"{cluster}-node", "labels": {"kubernetes.io/hostname": f"{cluster}-node"}}
-    out.append({"apiVersion": "v1", "kind": "Node", "metadata": node_meta, "status": {"conditions": []}})
-    return out
+    return live_extras(cluster, apps, "linkerd" if linkerd else "istio")
 
 
 def _status_bump(body: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ Linkerd's control plane, Istio's bookinfo sample): what discovery reads is there
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import math
 import random
@@ -28,6 +29,7 @@ __all__ = [
     "Topology",
     "TopologyParams",
     "generate_topology",
+    "live_extras",
     "mesh_name",
 ]
 
@@ -221,6 +223,75 @@ class Topology:
 def generate_topology(params: TopologyParams) -> Topology:
     """Build the topology ``params`` describes; the same params (seed included) give equal output."""
     return _Generator(params).run()
+
+
+def live_extras(
+    cluster: str, deployments: list[KubeObject], mesh: MeshType, *, region: str | None = None
+) -> list[KubeObject]:
+    """What a live cluster holds beyond a snapshot, for ``deployments`` of ``mesh``.
+
+    A running Pod per Deployment (owned by its ReplicaSet, with the proxy the mesh injected), one
+    bare Pod `<first deployment>-debug` (no controller: a workload of its own, selected like the
+    Deployment's pods) and a Node (labelled with ``region`` when given). Controllers and tests use
+    them to check that Pod and Node churn leaves translations alone.
+    """
+    proxy = f"{mesh}-proxy"
+    out: list[KubeObject] = []
+    for i, deployment in enumerate(deployments):
+        template, meta = deployment["spec"]["template"], deployment["metadata"]
+        labels = {**template["metadata"]["labels"], "pod-template-hash": "5f7b9c"}
+        if mesh == "linkerd":
+            labels["linkerd.io/control-plane-ns"] = "linkerd"
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{meta['name']}-5f7b9c", "controller": True}
+        spec = copy.deepcopy(template["spec"])
+        spec["containers"].append({"name": proxy, "image": f"registry.example.com/{proxy}:1.0"})
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{meta['name']}-5f7b9c-a{i}",
+                    "namespace": meta["namespace"],
+                    "labels": labels,
+                    "ownerReferences": [owner],
+                },
+                "spec": {**spec, "nodeName": f"{cluster}-node"},
+                "status": {
+                    "phase": "Running",
+                    "podIP": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+    if deployments:
+        template, meta = deployments[0]["spec"]["template"], deployments[0]["metadata"]
+        bare_meta = {
+            "name": f"{meta['name']}-debug",
+            "namespace": meta["namespace"],
+            "labels": dict(template["metadata"]["labels"]),
+        }
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": bare_meta,
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Running"},
+            }
+        )
+    node_labels = {"kubernetes.io/hostname": f"{cluster}-node"}
+    if region is not None:
+        node_labels["topology.kubernetes.io/region"] = region
+    node_status = {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-10T09:00:00Z"}]}
+    out.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": f"{cluster}-node", "labels": node_labels},
+            "status": node_status,
+        }
+    )
+    return out
 
 
 def mesh_name(cluster: str, mesh: MeshType) -> str:

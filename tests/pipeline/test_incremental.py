@@ -44,7 +44,7 @@ from meshrules.testing import (
     topology_params,
     traffic_policies,
 )
-from meshrules.testing.topology import TopologyParams
+from meshrules.testing.topology import TopologyParams, live_extras
 
 Body = dict[str, Any]
 POLICY_EDITS = ("spec", "field", "invalid", "add", "delete", "retime", "status", "vm")
@@ -93,72 +93,13 @@ class Fleet:
 
 
 def _pods_and_node(cluster: str, topology: Topology) -> list[Body]:
-    """What a live cluster also holds: a running Pod per app Deployment (with the mesh's proxy, as
-    injected), one bare Pod (no controller: a workload of its own, selected like the Deployment's),
-    and a Node with a region."""
-    mesh = topology.meshes[cluster]
-    proxy = {"name": f"{mesh}-proxy", "image": f"registry.example.com/{mesh}/proxy:1.0"}
+    """What a live cluster also holds (`live_extras`): Pods of the app Deployments, a bare Pod, a Node with a region."""
     deployments = [
         o
         for o in topology.clusters[cluster]
         if o["kind"] == "Deployment" and o["metadata"].get("namespace") in topology.namespaces
     ]
-    out: list[Body] = []
-    for i, deployment in enumerate(deployments):
-        template, meta = deployment["spec"]["template"], deployment["metadata"]
-        labels = {**template["metadata"]["labels"], "pod-template-hash": "5f7b9c"}
-        if mesh == "linkerd":
-            labels["linkerd.io/control-plane-ns"] = "linkerd"
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{meta['name']}-5f7b9c-a{i}",
-                "namespace": meta["namespace"],
-                "labels": labels,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "ReplicaSet",
-                        "name": f"{meta['name']}-5f7b9c",
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": {**copy.deepcopy(template["spec"]), "nodeName": f"{cluster}-node"},
-            "status": {
-                "phase": "Running",
-                "podIP": f"10.0.0.{i + 1}",
-                "conditions": [{"type": "Ready", "status": "True"}],
-            },
-        }
-        pod["spec"]["containers"].append(dict(proxy))
-        out.append(pod)
-    if deployments:
-        template, meta = deployments[0]["spec"]["template"], deployments[0]["metadata"]
-        bare = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{meta['name']}-debug",
-                "namespace": meta["namespace"],
-                "labels": dict(template["metadata"]["labels"]),
-            },
-            "spec": copy.deepcopy(template["spec"]),
-            "status": {"phase": "Running"},
-        }
-        out.append(bare)
-    node_labels = {REGION: "eu-west-1", "kubernetes.io/hostname": f"{cluster}-node"}
-    status = {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-10T09:00:00Z"}]}
-    out.append(
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": f"{cluster}-node", "labels": node_labels},
-            "status": status,
-        }
-    )
-    return out
+    return live_extras(cluster, deployments, topology.meshes[cluster], region="eu-west-1")
 
 
 def _edit(fleet: Fleet, kind: str, data: st.DataObject) -> None:
